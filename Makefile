@@ -1,0 +1,30 @@
+# The README's quickstart lives here. Every target installs what it needs into .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: test lint demo emulators worker clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+## test: lint, type-check and run the whole test suite (unit, integration, e2e)
+test: lint
+	$(BIN)/python -m pytest
+
+## lint: ruff (lint + format check) and mypy --strict on ops_status/
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## demo: run the product's main job on a local stack (no Azure, no Docker)
+demo: $(STAMP)
+	$(BIN)/python -m emulators demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Local peers for development and tests: never deployed."""

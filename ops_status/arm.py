@@ -1,0 +1,175 @@
+"""ArmClient: reads one async operation's status from Azure Resource Manager over HTTP.
+
+A thin adapter: it gets a token, sends one GET with ``requests``, reads at most
+``MAX_RESPONSE_BYTES`` and hands status, headers and body to the pure
+``classify_response``. It never raises for what ARM answers (or fails to answer);
+only a credential failure raises (``CredentialError``), because without a token no
+read can succeed and the host should redeliver the message later.
+
+The bearer token only ever goes to the configured endpoint: the URL is the endpoint
+plus a path validated by ``parse_watch_request``, checked again here, and redirects
+are never followed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from urllib.parse import urlsplit
+
+import requests
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import AzureError
+
+from ops_status import __version__
+from ops_status.clock import utcnow
+from ops_status.errors import CredentialError
+from ops_status.logs import log
+from ops_status.observation import (
+    Observation,
+    ReadFailure,
+    ReadFailureKind,
+    StatusRead,
+    classify_response,
+)
+from ops_status.request import WatchRequest
+
+__all__ = ["MAX_RESPONSE_BYTES", "USER_AGENT", "ArmClient"]
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = f"ops-status/{__version__} python-requests/{requests.__version__}"
+# A status document is well under 10 KB; a larger answer is hostile or broken.
+MAX_RESPONSE_BYTES = 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+class ArmClient:
+    """Reads operation status from one ARM endpoint with one credential and one session.
+
+    Example::
+
+        client = ArmClient("https://management.azure.com", ManagedIdentityCredential())
+        observation = client.get_operation_status(request)
+
+    Safe to share between threads: ``requests.Session`` is used only for sending, and
+    azure-identity credentials are thread-safe.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        credential: TokenCredential,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._endpoint = endpoint.rstrip("/")
+        self._netloc = urlsplit(self._endpoint).netloc
+        self._scope = self._endpoint + "/.default"
+        self._credential = credential
+        self._timeout = (connect_timeout, read_timeout)
+        self._session = session or requests.Session()
+        # Proxies from the environment would see the bearer token; ARM is reached directly.
+        self._session.trust_env = False
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    def get_operation_status(self, request: WatchRequest) -> Observation:
+        """One status read. Returns a ``StatusRead`` or a ``ReadFailure``; raises only
+        ``CredentialError`` when no token can be had."""
+        url = self._endpoint + request.target.status_path
+        if urlsplit(url).netloc != self._netloc:  # defence in depth; parsing already ensures it
+            raise ValueError("status path would leave the configured ARM endpoint")
+        token = self._token()
+        client_request_id = str(uuid.uuid4())
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            # Status documents are tiny; identity encoding keeps the size cap honest.
+            "Accept-Encoding": "identity",
+            "User-Agent": USER_AGENT,
+            "x-ms-client-request-id": client_request_id,
+            "x-ms-return-client-request-id": "true",
+        }
+        correlation = _correlation_request_id(request.correlation_id)
+        if correlation:
+            headers["x-ms-correlation-request-id"] = correlation
+        started = time.monotonic()
+        observation = self._send(url, headers)
+        log(
+            logger,
+            logging.INFO,
+            "arm.status_read",
+            client_request_id=client_request_id,
+            correlation_request_id=correlation,
+            http_status=observation.http_status if isinstance(observation, ReadFailure) else 200,
+            status=observation.status if isinstance(observation, StatusRead) else None,
+            failure=observation.kind.value if isinstance(observation, ReadFailure) else None,
+            elapsed_ms=round((time.monotonic() - started) * 1000),
+        )
+        return observation
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _token(self) -> str:
+        try:
+            return self._credential.get_token(self._scope).token
+        except AzureError as exc:
+            raise CredentialError(f"could not get a token for {self._scope}: {exc}") from exc
+        except ValueError as exc:  # misconfigured credential (e.g. bad client id)
+            raise CredentialError(f"could not get a token for {self._scope}: {exc}") from exc
+
+    def _send(self, url: str, headers: dict[str, str]) -> Observation:
+        try:
+            with self._session.get(
+                url, headers=headers, timeout=self._timeout, allow_redirects=False, stream=True
+            ) as response:
+                # requests' read timeout is per socket read: a slow drip of bytes would
+                # never trip it, so the whole body also gets an overall deadline.
+                body = _read_capped(response, deadline=time.monotonic() + sum(self._timeout))
+                now = utcnow()
+                if isinstance(body, str):
+                    return ReadFailure(ReadFailureKind.TRANSIENT, body, response.status_code)
+                return classify_response(response.status_code, response.headers, body, now=now)
+        except requests.Timeout as exc:
+            return ReadFailure(ReadFailureKind.TRANSIENT, f"timeout: {type(exc).__name__}")
+        except requests.ConnectionError as exc:
+            return ReadFailure(ReadFailureKind.TRANSIENT, f"connection error: {type(exc).__name__}")
+        except requests.RequestException as exc:
+            return ReadFailure(ReadFailureKind.TRANSIENT, f"request error: {type(exc).__name__}")
+
+
+def _read_capped(response: requests.Response, *, deadline: float) -> bytes | str:
+    """The body, or a string saying why it was abandoned (too large, too slow)."""
+    too_large = f"response larger than {MAX_RESPONSE_BYTES} bytes"
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        return too_large
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := response.raw.read1(_CHUNK):
+        # read1 returns what has arrived instead of waiting for a full chunk, so the
+        # deadline is checked while bytes drip in.
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            return too_large
+        if time.monotonic() > deadline:
+            return "response body too slow: overall read deadline passed"
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _correlation_request_id(correlation_id: str | None) -> str | None:
+    """ARM expects a GUID here; a pipeline's free-form id is mapped to a stable one."""
+    if not correlation_id:
+        return None
+    try:
+        return str(uuid.UUID(correlation_id))
+    except ValueError:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ops-status:{correlation_id}"))

@@ -1,0 +1,38 @@
+"""Time: the one place that reads the wall clock and the one RFC 3339 format we write.
+
+The core never calls ``utcnow()`` itself: the shell reads the clock once per message
+and passes ``now`` in, so decisions are reproducible in tests.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+__all__ = ["format_time", "parse_time", "utcnow"]
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.now(timezone.utc)
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with millisecond precision and a ``Z`` suffix, as ARM writes it."""
+    utc = moment.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp that carries a zone (``Z`` or an offset).
+
+    Raises ``ValueError`` for anything else, including naive timestamps.
+    """
+    if len(text) > 40:
+        raise ValueError("timestamp too long")
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError("timestamp has no time zone")
+    return moment.astimezone(timezone.utc)

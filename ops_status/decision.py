@@ -1,0 +1,223 @@
+"""The decision: given a watch, what ARM said, and the time, what happens next.
+
+``decide`` is the product's one piece of judgement and it is pure: no I/O, no clock, no
+randomness. It returns exactly one action:
+
+- ``Reschedule``: read again after ``delay`` seconds, carrying ``next_request``;
+- ``Finish``: the watch is over; publish the terminal event described by ``outcome``.
+
+Invalid messages never get here: ``parse_watch_request`` rejects them first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from ops_status.observation import (
+    Observation,
+    OperationState,
+    ReadFailure,
+    ReadFailureKind,
+    StatusRead,
+)
+from ops_status.policy import PollPolicy, jitter_fraction, poll_delay
+from ops_status.request import PollState, WatchRequest, start_state
+
+__all__ = ["Action", "FinalStatus", "Finish", "Outcome", "Reason", "Reschedule", "decide"]
+
+# ARM RPC: when a throttled answer names no Retry-After, clients wait 60 s.
+_THROTTLE_DEFAULT_WAIT = 60.0
+
+
+class FinalStatus(str, Enum):
+    """The ``status`` of a terminal event."""
+
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+    TIMED_OUT = "TimedOut"
+
+
+class Reason(str, Enum):
+    """Why a watch ended other than by ARM reporting Succeeded."""
+
+    OPERATION_FAILED = "OperationFailed"
+    OPERATION_CANCELED = "OperationCanceled"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    OPERATION_NOT_FOUND = "OperationNotFound"
+    STATUS_READ_UNAUTHORIZED = "StatusReadUnauthorized"
+    STATUS_READ_REJECTED = "StatusReadRejected"
+    STATUS_UNREADABLE = "StatusUnreadable"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Everything the terminal event says about how the watch ended."""
+
+    status: FinalStatus
+    reason: Reason | None = None
+    error: Mapping[str, Any] | None = None
+    arm_status: str | None = None
+    detail: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    operation_name: str | None = None
+    resource_id: str | None = None
+    percent_complete: float | None = None
+
+
+@dataclass(frozen=True)
+class Reschedule:
+    delay: float
+    """Seconds until the next read."""
+    not_before: datetime
+    """When the next read is due: the scheduled enqueue time of ``next_request``."""
+    next_request: WatchRequest
+
+
+@dataclass(frozen=True)
+class Finish:
+    outcome: Outcome
+    request: WatchRequest
+    """The request with its final poll state (attempt = reads done)."""
+
+
+Action = Reschedule | Finish
+
+
+def decide(
+    request: WatchRequest, observation: Observation, now: datetime, policy: PollPolicy
+) -> Action:
+    """Decide what follows one status read. Total: returns an action for every input."""
+    state = request.state or start_state(request, now, policy)
+    state = replace(state, attempt=state.attempt + 1)
+    request = request.with_state(state)
+
+    if isinstance(observation, StatusRead):
+        return _after_status(request, state, observation, now, policy)
+    return _after_failure(request, state, observation, now, policy)
+
+
+def _after_status(
+    request: WatchRequest, state: PollState, read: StatusRead, now: datetime, policy: PollPolicy
+) -> Action:
+    state = replace(state, last_status=read.status, consecutive_failures=0, failing_since=None)
+    request = request.with_state(state)
+    details: dict[str, Any] = {
+        "arm_status": read.status,
+        "start_time": read.start_time,
+        "end_time": read.end_time,
+        "operation_name": read.name,
+        "resource_id": read.resource_id,
+        "percent_complete": read.percent_complete,
+    }
+    terminal = read.state
+    if terminal is OperationState.SUCCEEDED:
+        return Finish(Outcome(FinalStatus.SUCCEEDED, **details), request)
+    if terminal is OperationState.FAILED:
+        return Finish(
+            Outcome(FinalStatus.FAILED, Reason.OPERATION_FAILED, read.error, **details), request
+        )
+    if terminal is OperationState.CANCELED:
+        return Finish(
+            Outcome(FinalStatus.CANCELED, Reason.OPERATION_CANCELED, read.error, **details), request
+        )
+    return _again(
+        request,
+        state,
+        now,
+        policy,
+        retry_after=read.retry_after,
+        remaining_reads=read.remaining_reads,
+    )
+
+
+def _after_failure(
+    request: WatchRequest, state: PollState, failure: ReadFailure, now: datetime, policy: PollPolicy
+) -> Action:
+    def give_up(reason: Reason) -> Finish:
+        return Finish(
+            Outcome(
+                FinalStatus.FAILED,
+                reason,
+                failure.error,
+                arm_status=state.last_status,
+                detail=failure.detail,
+            ),
+            request,
+        )
+
+    if failure.kind is ReadFailureKind.REJECTED:
+        return give_up(Reason.STATUS_READ_REJECTED)
+
+    if failure.kind is ReadFailureKind.THROTTLED:
+        # Throttling says nothing about the operation: no failure counted, just wait.
+        wait = failure.retry_after if failure.retry_after is not None else _THROTTLE_DEFAULT_WAIT
+        return _again(
+            request, state, now, policy, retry_after=wait, remaining_reads=failure.remaining_reads
+        )
+
+    failing_since = state.failing_since or now
+    state = replace(
+        state, consecutive_failures=state.consecutive_failures + 1, failing_since=failing_since
+    )
+    request = request.with_state(state)
+    failing_for = (now - failing_since).total_seconds()
+
+    if failure.kind is ReadFailureKind.NOT_FOUND and failing_for >= policy.not_found_grace:
+        return give_up(Reason.OPERATION_NOT_FOUND)
+    if failure.kind is ReadFailureKind.UNAUTHORIZED and failing_for >= policy.auth_failure_grace:
+        return give_up(Reason.STATUS_READ_UNAUTHORIZED)
+    if (
+        failure.kind in (ReadFailureKind.TRANSIENT, ReadFailureKind.MALFORMED)
+        and state.consecutive_failures > policy.max_transient_failures
+    ):
+        return give_up(Reason.STATUS_UNREADABLE)
+    return _again(
+        request,
+        state,
+        now,
+        policy,
+        retry_after=failure.retry_after,
+        remaining_reads=failure.remaining_reads,
+        last_failure=failure,
+    )
+
+
+def _again(
+    request: WatchRequest,
+    state: PollState,
+    now: datetime,
+    policy: PollPolicy,
+    *,
+    retry_after: float | None,
+    remaining_reads: int | None,
+    last_failure: ReadFailure | None = None,
+) -> Action:
+    remaining = (state.deadline - now).total_seconds()
+    if remaining <= 0:
+        return Finish(
+            Outcome(
+                FinalStatus.TIMED_OUT,
+                Reason.DEADLINE_EXCEEDED,
+                last_failure.error if last_failure else None,
+                arm_status=state.last_status,
+                detail=last_failure.detail if last_failure else None,
+            ),
+            request,
+        )
+    delay = poll_delay(
+        policy,
+        elapsed=(now - state.first_seen).total_seconds(),
+        consecutive_failures=state.consecutive_failures,
+        retry_after=retry_after,
+        remaining_reads=remaining_reads,
+        jitter=jitter_fraction(request.watch_key, state.attempt),
+    )
+    # One last look exactly at the deadline rather than overshooting it.
+    delay = min(delay, remaining)
+    return Reschedule(delay, now + timedelta(seconds=delay), request)

@@ -1,0 +1,56 @@
+"""The exception tree of ops-status.
+
+Every error the package raises on purpose derives from ``OpsStatusError``; a new type
+exists only where a caller branches on it::
+
+    OpsStatusError
+    ├── ConfigurationError        a setting is missing or malformed; raised at start-up
+    ├── InvalidWatchRequestError  a queue message is not a valid watch request; never retried,
+    │                             turned into a rejection event
+    ├── CredentialError           no token could be had (identity endpoint down, no role, ...);
+    │                             the message is abandoned and redelivered
+    └── ServiceBusSendError       the follow-up (next watch or event) could not be sent;
+                                  the message is abandoned and redelivered
+
+Failures to *read* an operation's status (429, 5xx, 404, timeouts) are not exceptions:
+they are observations the decision function handles (see ``ops_status.observation``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "CredentialError",
+    "InvalidWatchRequestError",
+    "OpsStatusError",
+    "ServiceBusSendError",
+]
+
+
+class OpsStatusError(Exception):
+    """Root of every error ops-status raises on purpose."""
+
+
+class ConfigurationError(OpsStatusError):
+    """A setting is missing or malformed. The message names the setting."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+class InvalidWatchRequestError(OpsStatusError):
+    """A watch request failed validation. ``errors`` lists every problem found."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("invalid watch request: " + "; ".join(errors))
+        self.errors = list(errors)
+
+
+class CredentialError(OpsStatusError):
+    """The credential could not produce a token for the ARM endpoint."""
+
+
+class ServiceBusSendError(OpsStatusError):
+    """Scheduling the next watch or publishing an event failed."""

@@ -1,0 +1,287 @@
+"""Outbound messages: the terminal CloudEvent, the rejection event, the next watch.
+
+Everything here is pure: it turns decisions into ``OutboundMessage`` values (body,
+MessageId, properties) that the Service Bus adapter sends as they are.
+
+MessageIds are deterministic, which is what makes at-least-once safe: Service Bus
+duplicate detection drops a second message with the same id, so a redelivered step
+can neither fork a second polling chain nor publish a second terminal event.
+
+- next watch:     ``{watch_key}.{attempt}``
+- terminal event: ``{watch_key}.final`` (one per watch, whatever the outcome)
+- rejection:      ``rejected.{sha256(body)}``
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from ops_status.clock import format_time
+from ops_status.decision import FinalStatus, Finish, Reschedule
+from ops_status.request import WatchRequest
+
+__all__ = [
+    "CLOUDEVENTS_CONTENT_TYPE",
+    "EventType",
+    "OutboundMessage",
+    "build_rejection_event",
+    "build_terminal_event",
+    "build_watch_message",
+    "watch_message_id",
+]
+
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+WATCH_CONTENT_TYPE = "application/json"
+# Service Bus Standard refuses messages over 256 KB (body, properties and headers).
+# The body gets 200 KB so properties and AMQP framing always fit in the rest.
+MAX_EVENT_BODY_BYTES = 200 * 1024
+MAX_RAW_BODY_CHARS = 16 * 1024
+TRUNCATION_MARKER = "ops-status: truncated to fit a 256 KB Service Bus message"
+
+
+class EventType(str, Enum):
+    """The CloudEvents ``type`` of every event ops-status publishes."""
+
+    SUCCEEDED = "OpsStatus.Operation.Succeeded"
+    FAILED = "OpsStatus.Operation.Failed"
+    CANCELED = "OpsStatus.Operation.Canceled"
+    TIMED_OUT = "OpsStatus.Operation.TimedOut"
+    REJECTED = "OpsStatus.Watch.Rejected"
+
+
+_TYPE_BY_STATUS = {
+    FinalStatus.SUCCEEDED: EventType.SUCCEEDED,
+    FinalStatus.FAILED: EventType.FAILED,
+    FinalStatus.CANCELED: EventType.CANCELED,
+    FinalStatus.TIMED_OUT: EventType.TIMED_OUT,
+}
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One Service Bus message, ready to send."""
+
+    body: bytes
+    message_id: str
+    content_type: str
+    subject: str | None = None
+    correlation_id: str | None = None
+    application_properties: Mapping[str, str | int] = field(default_factory=dict)
+
+
+def watch_message_id(request: WatchRequest) -> str:
+    """The MessageId of the queue message that carries ``request`` at its current attempt."""
+    attempt = request.state.attempt if request.state is not None else 0
+    return f"{request.watch_key}.{attempt}"
+
+
+def build_watch_message(action: Reschedule) -> OutboundMessage:
+    """The next watch: same request, advanced poll state, deterministic id."""
+    request = action.next_request
+    return OutboundMessage(
+        body=json.dumps(request.to_body(), separators=(",", ":")).encode(),
+        message_id=watch_message_id(request),
+        content_type=WATCH_CONTENT_TYPE,
+        subject="watch",
+        correlation_id=request.correlation_id,
+        application_properties={
+            "operationId": request.target.operation_id,
+            "attempt": request.state.attempt if request.state else 0,
+        },
+    )
+
+
+def build_terminal_event(action: Finish, *, arm_endpoint: str, now: datetime) -> OutboundMessage:
+    """The one CloudEvent that ends a watch, kept under the Service Bus size limit."""
+    request, outcome = action.request, action.outcome
+    target, state = request.target, request.state
+    event_type = _TYPE_BY_STATUS[outcome.status]
+    message_id = f"{request.watch_key}.final"
+    data: dict[str, Any] = {
+        "operationId": target.operation_id,
+        "operationName": outcome.operation_name,
+        "resourceId": outcome.resource_id,
+        "statusUrl": arm_endpoint + target.status_path,
+        "subscriptionId": target.subscription_id,
+        "location": target.location,
+        "provider": target.provider,
+        "status": outcome.status.value,
+        "reason": outcome.reason.value if outcome.reason else None,
+        "armStatus": outcome.arm_status,
+        "detail": outcome.detail,
+        "startTime": outcome.start_time,
+        "endTime": outcome.end_time,
+        "percentComplete": outcome.percent_complete,
+        "firstSeen": format_time(state.first_seen) if state else None,
+        "finishedAt": format_time(now),
+        "polls": state.attempt if state else 0,
+        "correlationId": request.correlation_id,
+        "context": dict(request.context) if request.context is not None else None,
+        "error": dict(outcome.error) if outcome.error is not None else None,
+    }
+    properties: dict[str, str | int] = {
+        "eventType": event_type.value,
+        "status": outcome.status.value,
+        "subscriptionId": target.subscription_id,
+        "operationId": target.operation_id,
+        "polls": data["polls"],
+    }
+    if target.location:
+        properties["location"] = target.location
+    if outcome.reason:
+        properties["reason"] = outcome.reason.value
+    if request.correlation_id:
+        properties["correlationId"] = request.correlation_id
+    envelope = _cloudevent(
+        event_id=message_id,
+        event_type=event_type,
+        source=target.status_path.split("?", 1)[0],
+        subject=target.operation_id,
+        now=now,
+        data=data,
+    )
+    return OutboundMessage(
+        body=_fit(envelope),
+        message_id=message_id,
+        content_type=CLOUDEVENTS_CONTENT_TYPE,
+        subject=event_type.value,
+        correlation_id=request.correlation_id,
+        application_properties=properties,
+    )
+
+
+def build_rejection_event(
+    raw_body: bytes, errors: list[str], *, now: datetime, delivery_id: str | None = None
+) -> OutboundMessage:
+    """The event that tells a pipeline its watch request was refused, and why.
+
+    The raw body is echoed (size-capped) so nothing is lost; a ``correlationId`` is
+    recovered from it when possible so the sending pipeline's filter still matches.
+    """
+    message_id = "rejected." + hashlib.sha256(raw_body).hexdigest()[:32]
+    correlation_id = _recover_correlation_id(raw_body)
+    text = raw_body.decode("utf-8", "replace")
+    data: dict[str, Any] = {
+        "status": "Rejected",
+        "reason": "InvalidWatchRequest",
+        "errors": errors,
+        "rawBody": text[:MAX_RAW_BODY_CHARS],
+        "rawBodyTruncated": len(text) > MAX_RAW_BODY_CHARS,
+        "rawBodyBytes": len(raw_body),
+        "receivedMessageId": delivery_id,
+        "correlationId": correlation_id,
+        "finishedAt": format_time(now),
+    }
+    properties: dict[str, str | int] = {
+        "eventType": EventType.REJECTED.value,
+        "status": "Rejected",
+        "reason": "InvalidWatchRequest",
+    }
+    if correlation_id:
+        properties["correlationId"] = correlation_id
+    envelope = _cloudevent(
+        event_id=message_id,
+        event_type=EventType.REJECTED,
+        source="/ops-status/watch-requests",
+        subject=delivery_id,
+        now=now,
+        data=data,
+    )
+    return OutboundMessage(
+        body=_fit(envelope),
+        message_id=message_id,
+        content_type=CLOUDEVENTS_CONTENT_TYPE,
+        subject=EventType.REJECTED.value,
+        correlation_id=correlation_id,
+        application_properties=properties,
+    )
+
+
+def _cloudevent(
+    *,
+    event_id: str,
+    event_type: EventType,
+    source: str,
+    subject: str | None,
+    now: datetime,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    envelope: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": event_type.value,
+        "time": format_time(now),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+    if subject:
+        envelope["subject"] = subject
+    return envelope
+
+
+def _encode(envelope: Mapping[str, Any]) -> bytes:
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _fit(envelope: dict[str, Any]) -> bytes:
+    """Encode, shrinking ARM's error payload (only) until the body fits, with a marker."""
+    body = _encode(envelope)
+    if len(body) <= MAX_EVENT_BODY_BYTES:
+        return body
+    data = envelope["data"]
+    error = data.get("error")
+    if isinstance(error, dict):
+        for strings, items in ((4096, 20), (1024, 5), (256, 2)):
+            data["error"] = _shrink(error, strings=strings, items=items, depth=6)
+            data["errorTruncated"] = TRUNCATION_MARKER
+            body = _encode(envelope)
+            if len(body) <= MAX_EVENT_BODY_BYTES:
+                return body
+        data["error"] = {
+            "code": str(error.get("code", ""))[:256],
+            "message": str(error.get("message", ""))[:1024],
+        }
+    for key in ("rawBody", "detail"):
+        if isinstance(data.get(key), str):
+            data[key] = data[key][:1024]
+            data[f"{key}Truncated"] = True
+    data["errorTruncated"] = TRUNCATION_MARKER
+    return _encode(envelope)
+
+
+def _shrink(value: Any, *, strings: int, items: int, depth: int) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= strings else value[:strings] + "...[truncated]"
+    if depth <= 0 and isinstance(value, (dict, list)):
+        return "[truncated]"
+    if isinstance(value, dict):
+        return {
+            k[:strings]: _shrink(v, strings=strings, items=items, depth=depth - 1)
+            for k, v in list(value.items())[: items * 5]
+        }
+    if isinstance(value, list):
+        kept = [_shrink(v, strings=strings, items=items, depth=depth - 1) for v in value[:items]]
+        if len(value) > items:
+            kept.append(f"[{len(value) - items} more truncated]")
+        return kept
+    return value
+
+
+def _recover_correlation_id(raw_body: bytes) -> str | None:
+    try:
+        document = json.loads(raw_body[: 64 * 1024].decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    value = document.get("correlationId")
+    if isinstance(value, str) and 0 < len(value) <= 128 and value.isprintable():
+        return value
+    return None

@@ -1,0 +1,49 @@
+"""Structured log lines: every line carries the message, operation and correlation ids.
+
+The handler binds the ids of the message it works on (``bind``); ``log`` renders them,
+plus the line's own fields, as ``key=value`` pairs in the message text (what the
+Functions host and Application Insights keep) and as ``extra`` attributes (what a
+JSON formatter in the standalone worker picks up). Context lives in a ``ContextVar``,
+so concurrent handlers on the host's thread pool never see each other's ids.
+
+Never pass a token, key or connection string as a field.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any
+
+__all__ = ["bind", "log"]
+
+_context: ContextVar[dict[str, Any] | None] = ContextVar("ops_status_log_context", default=None)
+
+
+@contextlib.contextmanager
+def bind(**fields: Any) -> Iterator[None]:
+    """Attach ``fields`` (message_id, operation_id, correlation_id, ...) to every line inside."""
+    current = _context.get() or {}
+    token = _context.set({**current, **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def log(logger: logging.Logger, level: int, event: str, **fields: Any) -> None:
+    """Write one line: ``event key=value ...`` with the bound ids first."""
+    if not logger.isEnabledFor(level):
+        return
+    merged = {**(_context.get() or {}), **{k: v for k, v in fields.items() if v is not None}}
+    rendered = " ".join(f"{key}={_render(value)}" for key, value in merged.items())
+    logger.log(level, "%s %s", event, rendered, extra={"ops_status": merged})
+
+
+def _render(value: Any) -> str:
+    text = f"{value:.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+    if not text or any(c.isspace() or c in '"=' for c in text):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text

@@ -1,0 +1,155 @@
+"""ServiceBusOutputClient: sends the handler's follow-ups with the azure-servicebus SDK.
+
+Two outputs, two methods: ``schedule_watch`` puts the next watch back on the queue
+with a scheduled enqueue time; ``send_event`` publishes a terminal or rejection event
+on the topic. (The Functions output binding can do neither: it cannot schedule or set
+properties.)
+
+One ``ServiceBusClient`` per process and one sender per entity, opened on first use
+and kept: opening costs a connection and a CBS handshake. The SDK documents no thread
+safety for senders while the Functions worker calls us from a thread pool, so each
+sender is used under its own lock. A sender that failed is closed and reopened on the
+next call, so a dropped connection costs one redelivery, not a stuck process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import AzureError
+from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSender
+
+from ops_status.errors import ServiceBusSendError
+from ops_status.events import OutboundMessage
+from ops_status.logs import log
+from ops_status.settings import is_loopback_host
+
+__all__ = ["Outputs", "ServiceBusOutputClient"]
+
+logger = logging.getLogger(__name__)
+
+
+class Outputs(Protocol):
+    """Where the handler's follow-ups go. Tests pass an in-memory recorder."""
+
+    def schedule_watch(self, message: OutboundMessage, enqueue_at: datetime) -> None:
+        """Put ``message`` on the watch queue, receivable from ``enqueue_at``."""
+
+    def send_event(self, message: OutboundMessage) -> None:
+        """Publish ``message`` on the events topic."""
+
+
+class ServiceBusOutputClient:
+    """Sends to one watch queue and one events topic of one namespace.
+
+    Example::
+
+        outputs = ServiceBusOutputClient.from_namespace(
+            "contoso.servicebus.windows.net", credential, queue="watches", topic="events")
+        outputs.send_event(message)
+    """
+
+    def __init__(self, client: ServiceBusClient, *, queue: str, topic: str) -> None:
+        self._client = client
+        self._queue = queue
+        self._topic = topic
+        self._senders: dict[str, ServiceBusSender] = {}
+        self._locks = {queue: threading.Lock(), topic: threading.Lock()}
+        if queue == topic:
+            self._locks = {queue: threading.Lock()}
+
+    @classmethod
+    def from_namespace(
+        cls, fully_qualified_namespace: str, credential: TokenCredential, *, queue: str, topic: str
+    ) -> ServiceBusOutputClient:
+        """Identity-based: the namespace's FQDN and an Azure credential."""
+        host = fully_qualified_namespace.rsplit(":", 1)[0]
+        # Plain AMQP only to a local emulator; everything else is AMQPS.
+        use_tls = not is_loopback_host(host)
+        client = ServiceBusClient(fully_qualified_namespace, credential, use_tls=use_tls)
+        return cls(client, queue=queue, topic=topic)
+
+    @classmethod
+    def from_connection_string(
+        cls, connection_string: str, *, queue: str, topic: str
+    ) -> ServiceBusOutputClient:
+        """Connection-string based (a local emulator, or SAS where identity is not possible)."""
+        return cls(
+            ServiceBusClient.from_connection_string(connection_string), queue=queue, topic=topic
+        )
+
+    def schedule_watch(self, message: OutboundMessage, enqueue_at: datetime) -> None:
+        sb_message = _to_sdk(
+            message, scheduled_enqueue_time_utc=enqueue_at.astimezone(timezone.utc)
+        )
+        self._send(self._queue, sb_message, message)
+
+    def send_event(self, message: OutboundMessage) -> None:
+        self._send(self._topic, _to_sdk(message), message)
+
+    def close(self) -> None:
+        for entity, lock in self._locks.items():
+            with lock:
+                sender = self._senders.pop(entity, None)
+                if sender is not None:
+                    _close_quietly(sender)
+        self._client.close()
+
+    def _send(self, entity: str, sb_message: ServiceBusMessage, message: OutboundMessage) -> None:
+        with self._locks[entity]:
+            sender = self._senders.get(entity)
+            if sender is None:
+                sender = (
+                    self._client.get_queue_sender(entity)
+                    if entity == self._queue
+                    else self._client.get_topic_sender(entity)
+                )
+                self._senders[entity] = sender
+            try:
+                sender.send_messages(sb_message)
+            except (AzureError, OSError) as exc:
+                # The SDK has already retried; start afresh next time.
+                self._senders.pop(entity, None)
+                _close_quietly(sender)
+                log(
+                    logger,
+                    logging.WARNING,
+                    "servicebus.send_failed",
+                    entity=entity,
+                    sent_message_id=message.message_id,
+                    error=type(exc).__name__,
+                )
+                raise ServiceBusSendError(
+                    f"sending {message.message_id} to {entity} failed: {exc}"
+                ) from exc
+        log(
+            logger,
+            logging.INFO,
+            "servicebus.sent",
+            entity=entity,
+            sent_message_id=message.message_id,
+            size=len(message.body),
+        )
+
+
+def _to_sdk(message: OutboundMessage, **extra: Any) -> ServiceBusMessage:
+    return ServiceBusMessage(
+        message.body,
+        message_id=message.message_id,
+        content_type=message.content_type,
+        subject=message.subject,
+        correlation_id=message.correlation_id,
+        application_properties={k: v for k, v in message.application_properties.items()},
+        **extra,
+    )
+
+
+def _close_quietly(sender: ServiceBusSender) -> None:
+    try:
+        sender.close()
+    except Exception:
+        logger.debug("closing a failed sender raised", exc_info=True)

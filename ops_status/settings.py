@@ -1,0 +1,243 @@
+"""Settings: every app setting ops-status reads, validated once, in one place.
+
+``load_settings()`` turns the environment (Functions app settings, or a worker's
+environment) into a frozen ``Settings`` object, or raises ``ConfigurationError`` naming
+the first setting that is missing or malformed. Explicit keyword arguments win over the
+environment, so tests and the CLI never need to mutate ``os.environ``.
+
+The names below are the public contract with ``local.settings.sample.json``, the README
+and the deployment template; ``SETTINGS_WITH_DEFAULTS`` lists every optional setting
+with its default so those documents can be checked against the code.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+from ops_status.errors import ConfigurationError
+from ops_status.policy import PollPolicy
+
+__all__ = [
+    "SETTINGS_WITH_DEFAULTS",
+    "Settings",
+    "load_settings",
+]
+
+# Service Bus connection: the Functions trigger and our own SDK client read the same
+# settings, so one identity-based connection (or one connection string) serves both.
+SERVICE_BUS_CONNECTION = "ServiceBusConnection"
+SERVICE_BUS_NAMESPACE = "ServiceBusConnection__fullyQualifiedNamespace"
+WATCH_QUEUE = "OPS_STATUS_WATCH_QUEUE"
+EVENTS_TOPIC = "OPS_STATUS_EVENTS_TOPIC"
+
+ARM_ENDPOINT = "OPS_STATUS_ARM_ENDPOINT"
+CREDENTIAL = "OPS_STATUS_CREDENTIAL"
+CLIENT_ID = "AZURE_CLIENT_ID"
+HTTP_CONNECT_TIMEOUT = "OPS_STATUS_HTTP_CONNECT_TIMEOUT"
+HTTP_READ_TIMEOUT = "OPS_STATUS_HTTP_READ_TIMEOUT"
+
+DEFAULT_TIMEOUT = "OPS_STATUS_DEFAULT_TIMEOUT"
+MAX_TIMEOUT = "OPS_STATUS_MAX_TIMEOUT"
+POLL_MIN_DELAY = "OPS_STATUS_POLL_MIN_DELAY"
+POLL_MAX_DELAY = "OPS_STATUS_POLL_MAX_DELAY"
+POLL_GROWTH = "OPS_STATUS_POLL_GROWTH"
+POLL_JITTER = "OPS_STATUS_POLL_JITTER"
+RETRY_AFTER_MAX = "OPS_STATUS_RETRY_AFTER_MAX"
+NOT_FOUND_GRACE = "OPS_STATUS_NOT_FOUND_GRACE"
+AUTH_FAILURE_GRACE = "OPS_STATUS_AUTH_FAILURE_GRACE"
+MAX_TRANSIENT_FAILURES = "OPS_STATUS_MAX_TRANSIENT_FAILURES"
+
+_DEFAULT_POLICY = PollPolicy()
+
+# Every optional setting and the default used when it is absent (as the string an app
+# setting would hold). Required settings are not listed: see ``load_settings``.
+SETTINGS_WITH_DEFAULTS: Mapping[str, str] = {
+    ARM_ENDPOINT: "https://management.azure.com",
+    CREDENTIAL: "managedidentity",
+    CLIENT_ID: "",
+    HTTP_CONNECT_TIMEOUT: "5",
+    HTTP_READ_TIMEOUT: "30",
+    DEFAULT_TIMEOUT: f"{_DEFAULT_POLICY.default_timeout:g}",
+    MAX_TIMEOUT: f"{_DEFAULT_POLICY.max_timeout:g}",
+    POLL_MIN_DELAY: f"{_DEFAULT_POLICY.min_delay:g}",
+    POLL_MAX_DELAY: f"{_DEFAULT_POLICY.max_delay:g}",
+    POLL_GROWTH: f"{_DEFAULT_POLICY.growth:g}",
+    POLL_JITTER: f"{_DEFAULT_POLICY.jitter:g}",
+    RETRY_AFTER_MAX: f"{_DEFAULT_POLICY.retry_after_max:g}",
+    NOT_FOUND_GRACE: f"{_DEFAULT_POLICY.not_found_grace:g}",
+    AUTH_FAILURE_GRACE: f"{_DEFAULT_POLICY.auth_failure_grace:g}",
+    MAX_TRANSIENT_FAILURES: f"{_DEFAULT_POLICY.max_transient_failures}",
+}
+
+CredentialKind = Literal["managedidentity", "default"]
+_ENTITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/~]{0,259}$")
+_LOOPBACK_NAMES = {"localhost"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration of one process. Build it with ``load_settings()``."""
+
+    watch_queue: str
+    events_topic: str
+    arm_endpoint: str
+    credential: CredentialKind = "managedidentity"
+    client_id: str | None = None
+    service_bus_namespace: str | None = None
+    service_bus_connection_string: str | None = field(default=None, repr=False)
+    http_connect_timeout: float = 5.0
+    http_read_timeout: float = 30.0
+    policy: PollPolicy = field(default_factory=PollPolicy)
+
+    @property
+    def arm_scope(self) -> str:
+        """The token scope for the configured ARM endpoint (sovereign clouds included)."""
+        return self.arm_endpoint + "/.default"
+
+    def __repr__(self) -> str:
+        # The connection string may carry a SAS key: never print it.
+        secret = "<set>" if self.service_bus_connection_string else None
+        return (
+            f"Settings(watch_queue={self.watch_queue!r}, events_topic={self.events_topic!r}, "
+            f"arm_endpoint={self.arm_endpoint!r}, credential={self.credential!r}, "
+            f"client_id={self.client_id!r}, service_bus_namespace={self.service_bus_namespace!r}, "
+            f"service_bus_connection_string={secret!r}, policy={self.policy!r})"
+        )
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: str) -> Settings:
+    """Read and validate every setting, or raise ``ConfigurationError`` naming the bad one.
+
+    ``overrides`` are keyed by setting name (``load_settings(OPS_STATUS_WATCH_QUEUE="q")``)
+    and beat the environment.
+
+    Example::
+
+        settings = load_settings()            # in function_app.py, at start-up
+        settings.policy.min_delay             # validated, typed
+    """
+    source: dict[str, str] = dict(os.environ if environ is None else environ)
+    source.update(overrides)
+
+    def optional(name: str) -> str:
+        value = source.get(name, "").strip()
+        return value or SETTINGS_WITH_DEFAULTS[name]
+
+    def required(name: str) -> str:
+        value = source.get(name, "").strip()
+        if not value:
+            raise ConfigurationError(name, "is required but not set")
+        return value
+
+    def number(name: str, *, minimum: float, maximum: float) -> float:
+        raw = optional(name)
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigurationError(name, f"must be a number of seconds, got {raw!r}") from None
+        if not minimum <= value <= maximum:
+            raise ConfigurationError(
+                name, f"must be between {minimum:g} and {maximum:g}, got {raw}"
+            )
+        return value
+
+    watch_queue = _entity_name(WATCH_QUEUE, required(WATCH_QUEUE))
+    events_topic = _entity_name(EVENTS_TOPIC, required(EVENTS_TOPIC))
+
+    namespace = source.get(SERVICE_BUS_NAMESPACE, "").strip() or None
+    connection_string = source.get(SERVICE_BUS_CONNECTION, "").strip() or None
+    if namespace is None and connection_string is None:
+        raise ConfigurationError(
+            SERVICE_BUS_NAMESPACE,
+            f"is required (or {SERVICE_BUS_CONNECTION}: a connection string, for an emulator)",
+        )
+    if connection_string is not None and namespace is None:
+        _check_connection_string(connection_string)
+
+    credential = optional(CREDENTIAL).lower()
+    if credential not in ("managedidentity", "default"):
+        raise ConfigurationError(
+            CREDENTIAL, f"must be 'managedidentity' or 'default', got {credential!r}"
+        )
+
+    policy = PollPolicy(
+        min_delay=number(POLL_MIN_DELAY, minimum=1, maximum=3600),
+        max_delay=number(POLL_MAX_DELAY, minimum=1, maximum=3600),
+        growth=number(POLL_GROWTH, minimum=0, maximum=10),
+        jitter=number(POLL_JITTER, minimum=0, maximum=0.5),
+        retry_after_max=number(RETRY_AFTER_MAX, minimum=1, maximum=3600),
+        default_timeout=number(DEFAULT_TIMEOUT, minimum=10, maximum=7 * 86400),
+        max_timeout=number(MAX_TIMEOUT, minimum=10, maximum=7 * 86400),
+        not_found_grace=number(NOT_FOUND_GRACE, minimum=0, maximum=86400),
+        auth_failure_grace=number(AUTH_FAILURE_GRACE, minimum=0, maximum=86400),
+        max_transient_failures=int(number(MAX_TRANSIENT_FAILURES, minimum=0, maximum=1000)),
+    )
+    if policy.max_delay < policy.min_delay:
+        raise ConfigurationError(POLL_MAX_DELAY, f"must not be below {POLL_MIN_DELAY}")
+    if policy.default_timeout > policy.max_timeout:
+        raise ConfigurationError(DEFAULT_TIMEOUT, f"must not exceed {MAX_TIMEOUT}")
+
+    return Settings(
+        watch_queue=watch_queue,
+        events_topic=events_topic,
+        arm_endpoint=_arm_endpoint(optional(ARM_ENDPOINT)),
+        credential=credential,  # type: ignore[arg-type]  # checked just above
+        client_id=source.get(CLIENT_ID, "").strip() or None,
+        service_bus_namespace=namespace,
+        service_bus_connection_string=connection_string if namespace is None else None,
+        http_connect_timeout=number(HTTP_CONNECT_TIMEOUT, minimum=0.1, maximum=120),
+        http_read_timeout=number(HTTP_READ_TIMEOUT, minimum=0.1, maximum=300),
+        policy=policy,
+    )
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost and loopback addresses: the only hosts allowed over plain http."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _arm_endpoint(raw: str) -> str:
+    parts = urlsplit(raw)
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host:
+        raise ConfigurationError(ARM_ENDPOINT, f"must be an absolute https URL, got {raw!r}")
+    if parts.scheme == "http" and not is_loopback_host(host):
+        raise ConfigurationError(
+            ARM_ENDPOINT, "must use https (plain http is allowed only for a loopback simulator)"
+        )
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigurationError(
+            ARM_ENDPOINT, "must be scheme://host[:port] with no credentials, query or fragment"
+        )
+    if parts.path not in ("", "/"):
+        raise ConfigurationError(ARM_ENDPOINT, f"must have no path, got {parts.path!r}")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ConfigurationError(ARM_ENDPOINT, f"has an invalid port: {raw!r}") from None
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def _entity_name(setting: str, value: str) -> str:
+    if not _ENTITY_NAME.match(value):
+        raise ConfigurationError(setting, f"is not a valid Service Bus entity name: {value!r}")
+    return value
+
+
+def _check_connection_string(value: str) -> None:
+    fields = dict(part.split("=", 1) for part in value.split(";") if "=" in part)
+    if not fields.get("Endpoint", "").startswith("sb://"):
+        raise ConfigurationError(
+            SERVICE_BUS_CONNECTION, "is not a Service Bus connection string (no Endpoint=sb://...)"
+        )
