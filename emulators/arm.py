@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 _log = logging.getLogger(__name__)
@@ -137,8 +137,14 @@ class QuietHandler(BaseHTTPRequestHandler):
     """Request handler base: HTTP/1.1 keep-alive, logging instead of stderr."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, the second waits for the
+    # client's delayed ACK (~40 ms per response on Linux), which would swamp test times.
+    disable_nagle_algorithm = True
     server_version = "ops-status-simulator"
     sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version
 
     def log_message(self, format: str, *args: Any) -> None:
         _log.debug("%s %s", self.address_string(), format % args)
@@ -152,15 +158,34 @@ class QuietHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def send_reply(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
-        """Write one complete response; a client that has gone away is not an error here."""
+    def send_reply(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        drip: float = 0.0,
+        drip_chunk: int = 16,
+    ) -> None:
+        """Write one complete response; a client that has gone away is not an error here.
+
+        With ``drip`` the headers go out at once and the body follows in ``drip_chunk``-byte
+        pieces ``drip`` seconds apart: a peer that never trips a per-read timeout.
+        """
         try:
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if drip > 0:
+                self.wfile.flush()
+                for start in range(0, len(body), max(1, drip_chunk)):
+                    self.wait(drip)
+                    self.wfile.write(body[start : start + max(1, drip_chunk)])
+                    self.wfile.flush()
+            else:
+                self.wfile.write(body)
             self.wfile.flush()
         except OSError:
             _log.debug("client went away before the response was written", exc_info=True)
@@ -183,6 +208,9 @@ class QuietHandler(BaseHTTPRequestHandler):
             self.owner._stopping.wait(seconds)
 
 
+_ServerT = TypeVar("_ServerT", bound="LoopbackServer")
+
+
 class LoopbackServer:
     """A threaded HTTP/1.1 server bound to a loopback address, started and stopped by tests."""
 
@@ -202,7 +230,7 @@ class LoopbackServer:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> LoopbackServer:
+    def start(self: _ServerT) -> _ServerT:
         """Bind and serve in a background thread. Returns self."""
         if self._server is not None:
             raise RuntimeError(f"{type(self).__name__} is already running")
@@ -212,7 +240,8 @@ class LoopbackServer:
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            # stop() waits up to one poll interval for the accept loop to notice.
+            kwargs={"poll_interval": 0.01},
             name=f"{type(self).__name__}:{self.port}",
             daemon=True,
         )
@@ -241,9 +270,8 @@ class LoopbackServer:
         self._server = None
         self._thread = None
 
-    def __enter__(self) -> Any:
-        self.start()
-        return self
+    def __enter__(self: _ServerT) -> _ServerT:
+        return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
@@ -357,11 +385,12 @@ def default_failure_error() -> dict[str, Any]:
 class Step:
     """One answer in an operation's script.
 
-    Build steps with the classmethods; every constructor also takes ``repeat`` (serve this
-    step for that many polls before moving on), ``delay`` (seconds to wait before
-    answering, for client-timeout tests) and ``for_seconds`` (stay on this step for that
-    long after it is first served, instead of a poll count: for standalone demos).
-    The last step of a script repeats forever.
+    Build steps with the classmethods; every constructor takes ``repeat`` (serve this step
+    for that many polls before moving on) and ``delay`` (seconds to wait before answering,
+    for client-timeout tests); the OperationStatus ones also take ``for_seconds`` (stay on
+    this step for that long after it is first served instead of a poll count: for
+    standalone demos). The last step of a script repeats forever. Anything else (e.g.
+    ``drip``, or ``drop_connection`` on any step) via ``step.replace(...)``.
     """
 
     kind: str
@@ -382,6 +411,9 @@ class Step:
     delay: float = 0.0
     drop_connection: bool = False
     for_seconds: float | None = None
+    #: Seconds between 16-byte pieces of the body (headers go out at once): a slow drip
+    #: that no per-read timeout catches. Set with ``step.replace(drip=0.5)``.
+    drip: float = 0.0
 
     def __post_init__(self) -> None:
         if self.repeat < 1:
@@ -390,6 +422,8 @@ class Step:
             raise ValueError("delay must not be negative")
         if self.for_seconds is not None and self.for_seconds < 0:
             raise ValueError("for_seconds must not be negative")
+        if self.drip < 0:
+            raise ValueError("drip must not be negative")
 
     def replace(self, **changes: Any) -> Step:
         """A copy with some fields changed, e.g. ``Step.succeeded().replace(delay=2)``."""
@@ -723,6 +757,7 @@ class _Reply:
     body: bytes
     delay: float = 0.0
     drop: bool = False
+    drip: float = 0.0
 
 
 # --------------------------------------------------------------------------------------
@@ -770,10 +805,6 @@ class ArmSimulator(LoopbackServer):
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         return _ArmHandler
-
-    def __enter__(self) -> ArmSimulator:
-        self.start()
-        return self
 
     @property
     def endpoint(self) -> str:
@@ -884,6 +915,10 @@ class ArmSimulator(LoopbackServer):
             "x-ms-correlation-request-id": headers.get("x-ms-correlation-request-id") or new_guid(),
             "Content-Type": _JSON,
         }
+        client_request_id = headers.get("x-ms-client-request-id")
+        if client_request_id and headers.get("x-ms-return-client-request-id", "").lower() == "true":
+            # ARM echoes the caller's id only when asked to, as here.
+            base["x-ms-client-request-id"] = client_request_id
 
         def reply(status: int, body: Mapping[str, Any], **extra: str) -> _Reply:
             return _Reply(status, {**base, **extra}, _encode(body))
@@ -893,7 +928,7 @@ class ArmSimulator(LoopbackServer):
             code, message, description = auth_error
             if subscription_id is not None:
                 base["x-ms-ratelimit-remaining-subscription-reads"] = str(
-                    self._remaining_reads(subscription_id, now)
+                    self._remaining_reads(subscription_id, time.monotonic())
                 )
             challenge = (
                 f'Bearer authorization_uri="https://login.microsoftonline.com/{SIM_TENANT_ID}", '
@@ -902,7 +937,7 @@ class ArmSimulator(LoopbackServer):
             return reply(401, arm_error(code, message), **{"WWW-Authenticate": challenge})
 
         if subscription_id is not None:
-            allowed, remaining, wait = self._take_read(subscription_id, now)
+            allowed, remaining, wait = self._take_read(subscription_id, time.monotonic())
             base["x-ms-ratelimit-remaining-subscription-reads"] = str(remaining)
             if not allowed:
                 return reply(
@@ -976,7 +1011,7 @@ class ArmSimulator(LoopbackServer):
         if step.drop_connection:
             return _Reply(0, {}, b"", delay=step.delay, drop=True)
         status, body = self._render(step, progress, segments, context)
-        return _Reply(status, {**base, **step.headers}, body, delay=step.delay)
+        return _Reply(status, {**base, **step.headers}, body, delay=step.delay, drip=step.drip)
 
     def _check_bearer(self, authorization: str | None) -> tuple[str, str, str] | None:
         """None when authorised, else (ARM code, message, challenge description)."""
@@ -1071,7 +1106,7 @@ class _ArmHandler(QuietHandler):
         if reply.drop:
             self.reset_connection()
             return
-        self.send_reply(reply.status, reply.headers, reply.body)
+        self.send_reply(reply.status, reply.headers, reply.body, drip=reply.drip)
 
     do_GET = _serve
     do_POST = _serve
@@ -1108,18 +1143,17 @@ def _valid_api_version(value: str) -> bool:
     return True
 
 
-class _Blank(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
 def _fill(error: Mapping[str, Any], context: Mapping[str, str]) -> dict[str, Any]:
-    """Copy an error object, filling ``{operation_id}``-style placeholders in its strings."""
-    values = _Blank(context)
+    """Copy an error object, filling ``{operation_id}``-style placeholders in its strings.
+
+    Plain replacement rather than str.format: messages may quote JSON, braces and all.
+    """
 
     def fill(value: Any) -> Any:
         if isinstance(value, str):
-            return value.format_map(values) if "{" in value else value
+            for key, replacement in context.items():
+                value = value.replace("{" + key + "}", replacement)
+            return value
         if isinstance(value, Mapping):
             return {k: fill(v) for k, v in value.items()}
         if isinstance(value, list):

@@ -149,7 +149,7 @@ def _read_capped(response: requests.Response, *, deadline: float) -> bytes | str
     """The body, or a string saying why it was abandoned (too large, too slow)."""
     too_large = f"response larger than {MAX_RESPONSE_BYTES} bytes"
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
         return too_large
     chunks: list[bytes] = []
     size = 0

@@ -21,7 +21,7 @@ from ops_status.handler import Dependencies, StatusReader
 from ops_status.servicebus import Outputs, ServiceBusOutputClient
 from ops_status.settings import Settings, load_settings
 
-__all__ = ["build_dependencies", "get_dependencies", "reset_dependencies"]
+__all__ = ["build_dependencies", "get_dependencies", "reset_dependencies", "set_dependencies"]
 
 _lock = threading.Lock()
 _dependencies: Dependencies | None = None
@@ -35,6 +35,13 @@ def get_dependencies(settings: Settings | None = None) -> Dependencies:
             if _dependencies is None:
                 _dependencies = build_dependencies(settings or load_settings())
     return _dependencies
+
+
+def set_dependencies(dependencies: Dependencies) -> None:
+    """Install ``dependencies`` as the process-wide ones (tests, or a host that wires its own)."""
+    global _dependencies  # noqa: PLW0603
+    with _lock:
+        _dependencies = dependencies
 
 
 def reset_dependencies() -> None:

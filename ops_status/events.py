@@ -257,20 +257,20 @@ def _fit(envelope: dict[str, Any]) -> bytes:
 
 
 def _shrink(value: Any, *, strings: int, items: int, depth: int) -> Any:
+    """A smaller copy of ``value`` with the same shape (objects stay objects, lists lists)."""
     if isinstance(value, str):
         return value if len(value) <= strings else value[:strings] + "...[truncated]"
-    if depth <= 0 and isinstance(value, (dict, list)):
-        return "[truncated]"
     if isinstance(value, dict):
+        if depth <= 0:
+            return {"truncated": True}
         return {
             k[:strings]: _shrink(v, strings=strings, items=items, depth=depth - 1)
             for k, v in list(value.items())[: items * 5]
         }
     if isinstance(value, list):
-        kept = [_shrink(v, strings=strings, items=items, depth=depth - 1) for v in value[:items]]
-        if len(value) > items:
-            kept.append(f"[{len(value) - items} more truncated]")
-        return kept
+        if depth <= 0:
+            return []
+        return [_shrink(v, strings=strings, items=items, depth=depth - 1) for v in value[:items]]
     return value
 
 

@@ -228,7 +228,7 @@ def _finite(text: str) -> float | None:
 
 def _remaining_reads(headers: Mapping[str, str]) -> int | None:
     value = _header(headers, "x-ms-ratelimit-remaining-subscription-reads")
-    if value is None or not value.isdigit() or len(value) > 9:
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 9:
         return None
     return int(value)
 

@@ -1,0 +1,286 @@
+"""The decision function: one action for every (request, observation, now)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ops_status.decision import FinalStatus, Finish, Reason, Reschedule, decide
+from ops_status.observation import ReadFailure, ReadFailureKind, StatusRead
+from ops_status.policy import PollPolicy
+from ops_status.request import WatchRequest, parse_watch_request
+from tests.conftest import sample_bytes
+
+ARM = "https://management.azure.com"
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+POLICY = PollPolicy(
+    min_delay=5,
+    max_delay=30,
+    growth=0.1,
+    jitter=0.1,
+    default_timeout=3600,
+    not_found_grace=300,
+    auth_failure_grace=900,
+    max_transient_failures=3,
+)
+NESTED_ERROR = {"code": "ResourceOperationFailure", "details": [{"code": "QuotaExceeded"}]}
+
+
+def fresh() -> WatchRequest:
+    return parse_watch_request(sample_bytes("watch-parts.json"), arm_endpoint=ARM)
+
+
+def run(
+    observations: list[object], *, start: WatchRequest | None = None, now: datetime = T0
+) -> list[object]:
+    """Feed observations one after another, as the chain of queue messages would."""
+    request = start or fresh()
+    actions = []
+    for observation in observations:
+        action = decide(request, observation, now, POLICY)  # type: ignore[arg-type]
+        actions.append(action)
+        if isinstance(action, Finish):
+            break
+        request = action.next_request
+        now = action.not_before
+    return actions
+
+
+def test_running_reschedules_with_state_carried_forward() -> None:
+    action = decide(fresh(), StatusRead("Running", percent_complete=10), T0, POLICY)
+
+    assert isinstance(action, Reschedule)
+    state = action.next_request.state
+    assert state is not None
+    assert state.attempt == 1
+    assert state.first_seen == T0
+    assert state.deadline == T0 + timedelta(seconds=3600)  # the request's own timeout
+    assert state.last_status == "Running"
+    assert POLICY.min_delay * 0.9 <= action.delay <= POLICY.min_delay * 1.1
+    assert action.not_before == T0 + timedelta(seconds=action.delay)
+
+
+def test_success_after_several_polls_finishes_once_with_the_poll_count() -> None:
+    actions = run([StatusRead("Running")] * 4 + [StatusRead("Succeeded", end_time="e")])
+
+    final = actions[-1]
+    assert isinstance(final, Finish)
+    assert final.outcome.status is FinalStatus.SUCCEEDED
+    assert final.outcome.reason is None
+    assert final.outcome.end_time == "e"
+    assert final.request.state is not None
+    assert final.request.state.attempt == 5
+    assert all(isinstance(a, Reschedule) for a in actions[:-1])
+
+
+def test_delays_grow_with_time_spent() -> None:
+    actions = run([StatusRead("Running")] * 40)
+
+    delays = [a.delay for a in actions if isinstance(a, Reschedule)]
+    assert delays[0] < delays[-1]
+    assert max(delays) <= POLICY.max_delay * (1 + POLICY.jitter)
+
+
+@pytest.mark.parametrize(
+    ("status", "final", "reason"),
+    [
+        ("Failed", FinalStatus.FAILED, Reason.OPERATION_FAILED),
+        ("Canceled", FinalStatus.CANCELED, Reason.OPERATION_CANCELED),
+        ("Cancelled", FinalStatus.CANCELED, Reason.OPERATION_CANCELED),
+        ("completed", FinalStatus.SUCCEEDED, None),
+    ],
+)
+def test_terminal_statuses_finish_with_arm_error_intact(
+    status: str, final: FinalStatus, reason: Reason | None
+) -> None:
+    action = decide(fresh(), StatusRead(status, error=NESTED_ERROR), T0, POLICY)
+
+    assert isinstance(action, Finish)
+    assert action.outcome.status is final
+    assert action.outcome.reason is reason
+    if final is not FinalStatus.SUCCEEDED:
+        assert action.outcome.error == NESTED_ERROR
+
+
+def test_throttling_waits_retry_after_without_counting_a_failure() -> None:
+    action = decide(
+        fresh(), ReadFailure(ReadFailureKind.THROTTLED, "429", 429, retry_after=45), T0, POLICY
+    )
+
+    assert isinstance(action, Reschedule)
+    assert action.delay == 45
+    assert action.next_request.state is not None
+    assert action.next_request.state.consecutive_failures == 0
+
+
+def test_throttling_without_retry_after_waits_the_arm_default_of_60_seconds() -> None:
+    action = decide(fresh(), ReadFailure(ReadFailureKind.THROTTLED, "429", 429), T0, POLICY)
+
+    assert isinstance(action, Reschedule)
+    assert action.delay == 60
+
+
+def test_transient_failures_are_retried_a_bounded_number_of_times() -> None:
+    failure = ReadFailure(ReadFailureKind.TRANSIENT, "HTTP 503", 503)
+
+    actions = run([failure] * 10)
+
+    assert [type(a) for a in actions] == [Reschedule] * 3 + [Finish]
+    final = actions[-1]
+    assert isinstance(final, Finish)
+    assert final.outcome.status is FinalStatus.FAILED
+    assert final.outcome.reason is Reason.STATUS_UNREADABLE
+
+
+def test_a_good_read_resets_the_failure_count() -> None:
+    failure = ReadFailure(ReadFailureKind.MALFORMED, "garbled", 200)
+
+    actions = run(
+        [
+            failure,
+            failure,
+            failure,
+            StatusRead("Running"),
+            failure,
+            failure,
+            failure,
+            StatusRead("Succeeded"),
+        ]
+    )
+
+    final = actions[-1]
+    assert isinstance(final, Finish)
+    assert final.outcome.status is FinalStatus.SUCCEEDED
+
+
+def test_not_found_is_retried_within_the_grace_then_fails_distinctly() -> None:
+    not_found = ReadFailure(ReadFailureKind.NOT_FOUND, "HTTP 404", 404, {"code": "NotFound"})
+
+    actions = run([not_found] * 200)
+
+    final = actions[-1]
+    assert isinstance(final, Finish)
+    assert final.outcome.reason is Reason.OPERATION_NOT_FOUND
+    assert final.outcome.error == {"code": "NotFound"}
+    delays = [a.delay for a in actions if isinstance(a, Reschedule)]
+    assert sum(delays) >= POLICY.not_found_grace > sum(delays[:-1])
+
+
+def test_not_found_right_after_start_then_found_continues() -> None:
+    not_found = ReadFailure(ReadFailureKind.NOT_FOUND, "HTTP 404", 404)
+
+    actions = run([not_found, not_found, StatusRead("Running"), StatusRead("Succeeded")])
+
+    final = actions[-1]
+    assert isinstance(final, Finish)
+    assert final.outcome.status is FinalStatus.SUCCEEDED
+
+
+def test_authorization_failures_are_retried_for_the_grace_then_fail_with_arms_error() -> None:
+    forbidden = ReadFailure(
+        ReadFailureKind.UNAUTHORIZED, "HTTP 403", 403, {"code": "AuthorizationFailed"}
+    )
+
+    actions = run([forbidden] * 500)
+
+    final = actions[-1]
+    assert isinstance(final, Finish)
+    assert final.outcome.reason is Reason.STATUS_READ_UNAUTHORIZED
+    assert final.outcome.error == {"code": "AuthorizationFailed"}
+    delays = [a.delay for a in actions if isinstance(a, Reschedule)]
+    assert sum(delays) >= POLICY.auth_failure_grace > sum(delays[:-1])
+
+
+def test_other_client_errors_fail_at_once_with_arms_error() -> None:
+    rejected = ReadFailure(
+        ReadFailureKind.REJECTED, "HTTP 400", 400, {"code": "InvalidApiVersionParameter"}
+    )
+
+    action = decide(fresh(), rejected, T0, POLICY)
+
+    assert isinstance(action, Finish)
+    assert action.outcome.reason is Reason.STATUS_READ_REJECTED
+    assert action.outcome.error == {"code": "InvalidApiVersionParameter"}
+
+
+def test_past_the_deadline_the_watch_times_out_with_the_last_status_seen() -> None:
+    first = decide(fresh(), StatusRead("Provisioning"), T0, POLICY)
+    assert isinstance(first, Reschedule)
+
+    late = decide(first.next_request, StatusRead("Running"), T0 + timedelta(hours=2), POLICY)
+
+    assert isinstance(late, Finish)
+    assert late.outcome.status is FinalStatus.TIMED_OUT
+    assert late.outcome.reason is Reason.DEADLINE_EXCEEDED
+    assert late.outcome.arm_status == "Running"
+
+
+def test_a_terminal_status_wins_over_an_expired_deadline() -> None:
+    first = decide(fresh(), StatusRead("Running"), T0, POLICY)
+    assert isinstance(first, Reschedule)
+
+    late = decide(first.next_request, StatusRead("Succeeded"), T0 + timedelta(hours=2), POLICY)
+
+    assert isinstance(late, Finish)
+    assert late.outcome.status is FinalStatus.SUCCEEDED
+
+
+def test_the_last_check_is_scheduled_at_the_deadline_not_after_it() -> None:
+    first = decide(fresh(), StatusRead("Running"), T0, POLICY)
+    assert isinstance(first, Reschedule)
+    state = first.next_request.state
+    assert state is not None
+    almost = state.deadline - timedelta(seconds=2)
+
+    action = decide(first.next_request, StatusRead("Running"), almost, POLICY)
+
+    assert isinstance(action, Reschedule)
+    assert action.not_before == state.deadline
+
+
+def test_same_inputs_give_the_same_action() -> None:
+    observation = StatusRead("Running")
+
+    assert decide(fresh(), observation, T0, POLICY) == decide(fresh(), observation, T0, POLICY)
+
+
+_observations = st.one_of(
+    st.builds(
+        StatusRead,
+        status=st.sampled_from(
+            ["Running", "Succeeded", "Failed", "Canceled", "Weird", "completed"]
+        ),
+        percent_complete=st.none() | st.floats(min_value=0, max_value=100),
+        retry_after=st.none() | st.floats(min_value=0, max_value=1e6),
+        remaining_reads=st.none() | st.integers(min_value=0, max_value=300),
+    ),
+    st.builds(
+        ReadFailure,
+        kind=st.sampled_from(list(ReadFailureKind)),
+        detail=st.text(max_size=10),
+        http_status=st.none() | st.integers(min_value=100, max_value=599),
+        retry_after=st.none() | st.floats(min_value=0, max_value=1e6),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_observations, min_size=1, max_size=30), st.floats(min_value=0, max_value=1e5))
+def test_decide_is_total_and_chains_never_outlive_their_deadline(
+    observations: list[object], offset: float
+) -> None:
+    request = fresh()
+    now = T0 + timedelta(seconds=offset)
+    for observation in observations:
+        action = decide(request, observation, now, POLICY)  # type: ignore[arg-type]
+        assert isinstance(action, (Reschedule, Finish))
+        if isinstance(action, Finish):
+            return
+        state = action.next_request.state
+        assert state is not None
+        assert action.delay >= 0
+        assert action.not_before <= state.deadline
+        request, now = action.next_request, action.not_before

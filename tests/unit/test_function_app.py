@@ -1,0 +1,93 @@
+"""function_app.py as the Functions host sees it: binding metadata, start-up, invocation."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from types import ModuleType
+
+import pytest
+from azure.functions.servicebus import ServiceBusMessage
+
+from ops_status.bootstrap import build_dependencies, reset_dependencies, set_dependencies
+from ops_status.errors import ConfigurationError
+from ops_status.observation import StatusRead
+from ops_status.settings import load_settings
+from tests.conftest import BASE_ENVIRONMENT, sample_bytes
+from tests.fakes import RecordingOutputs, ScriptedStatusReader
+
+
+def import_function_app() -> ModuleType:
+    sys.modules.pop("function_app", None)
+    return importlib.import_module("function_app")
+
+
+@pytest.fixture
+def function_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    for name, value in BASE_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    yield import_function_app()
+    reset_dependencies()
+    sys.modules.pop("function_app", None)
+
+
+def host_message(body: bytes, *, delivery_count: int = 1) -> ServiceBusMessage:
+    """The object the Python worker hands to a Service Bus trigger."""
+    return ServiceBusMessage(
+        body=body,
+        message_id="host-message-1",
+        delivery_count=delivery_count,
+        content_type="application/json",
+        application_properties={},
+        user_properties={},
+        enqueued_time_utc=datetime(2026, 11, 28, tzinfo=timezone.utc),
+    )
+
+
+def test_binding_metadata_is_a_queue_trigger_on_the_configured_queue(
+    function_app: ModuleType,
+) -> None:
+    [function] = function_app.app.get_functions()
+    [binding] = json.loads(function.get_function_json())["bindings"]
+
+    assert function.get_function_name() == "watch_operation"
+    assert binding["type"] == "serviceBusTrigger"
+    assert binding["direction"] == "IN"
+    assert binding["queueName"] == "%OPS_STATUS_WATCH_QUEUE%"
+    assert binding["connection"] == "ServiceBusConnection"
+    assert binding["name"] == "message"
+
+
+def test_import_builds_no_client_and_does_no_io(function_app: ModuleType) -> None:
+    from ops_status import bootstrap
+
+    assert bootstrap._dependencies is None
+
+
+def test_missing_setting_fails_at_start_up_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in BASE_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("OPS_STATUS_EVENTS_TOPIC")
+
+    with pytest.raises(ConfigurationError, match=r"^OPS_STATUS_EVENTS_TOPIC"):
+        import_function_app()
+    sys.modules.pop("function_app", None)
+
+
+def test_the_decorated_function_handles_a_host_message(function_app: ModuleType) -> None:
+    outputs = RecordingOutputs()
+    set_dependencies(
+        build_dependencies(
+            load_settings(BASE_ENVIRONMENT),
+            status_reader=ScriptedStatusReader([StatusRead("Succeeded")]),
+            outputs=outputs,
+        )
+    )
+
+    function_app.watch_operation(host_message(sample_bytes("watch-parts.json")))
+
+    [event] = outputs.events
+    assert json.loads(event.body)["type"] == "OpsStatus.Operation.Succeeded"

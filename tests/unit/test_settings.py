@@ -1,0 +1,125 @@
+"""Configuration: read once, validated, and every failure names the setting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ops_status.errors import ConfigurationError
+from ops_status.settings import SETTINGS_WITH_DEFAULTS, load_settings
+from tests.conftest import BASE_ENVIRONMENT
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_defaults_apply_when_only_required_settings_are_set() -> None:
+    settings = load_settings(BASE_ENVIRONMENT)
+
+    assert settings.watch_queue == "watches"
+    assert settings.events_topic == "events"
+    assert settings.arm_endpoint == "https://management.azure.com"
+    assert settings.arm_scope == "https://management.azure.com/.default"
+    assert settings.credential == "managedidentity"
+    assert settings.service_bus_namespace == "contoso.servicebus.windows.net"
+    assert settings.policy.min_delay == float(SETTINGS_WITH_DEFAULTS["OPS_STATUS_POLL_MIN_DELAY"])
+
+
+def test_explicit_overrides_beat_the_environment() -> None:
+    settings = load_settings(BASE_ENVIRONMENT, OPS_STATUS_WATCH_QUEUE="other")
+
+    assert settings.watch_queue == "other"
+
+
+def test_sovereign_cloud_endpoint_changes_the_token_scope() -> None:
+    settings = load_settings(
+        BASE_ENVIRONMENT, OPS_STATUS_ARM_ENDPOINT="https://management.chinacloudapi.cn/"
+    )
+
+    assert settings.arm_scope == "https://management.chinacloudapi.cn/.default"
+
+
+def test_connection_string_is_accepted_for_an_emulator_and_never_printed() -> None:
+    environment = {k: v for k, v in BASE_ENVIRONMENT.items() if "__" not in k}
+    environment["ServiceBusConnection"] = (
+        "Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=k;SharedAccessKey=SECRETKEY;"
+        "UseDevelopmentEmulator=true"
+    )
+
+    settings = load_settings(environment)
+
+    assert settings.service_bus_connection_string is not None
+    assert "SECRETKEY" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("OPS_STATUS_WATCH_QUEUE", ""),
+        ("OPS_STATUS_EVENTS_TOPIC", "bad name!"),
+        ("OPS_STATUS_ARM_ENDPOINT", "http://management.azure.com"),
+        ("OPS_STATUS_ARM_ENDPOINT", "https://management.azure.com/some/path"),
+        ("OPS_STATUS_ARM_ENDPOINT", "https://user@management.azure.com"),
+        ("OPS_STATUS_ARM_ENDPOINT", "management.azure.com"),
+        ("OPS_STATUS_CREDENTIAL", "password"),
+        ("OPS_STATUS_POLL_MIN_DELAY", "soon"),
+        ("OPS_STATUS_POLL_MIN_DELAY", "0"),
+        ("OPS_STATUS_POLL_MAX_DELAY", "2"),
+        ("OPS_STATUS_POLL_JITTER", "0.9"),
+        ("OPS_STATUS_DEFAULT_TIMEOUT", "999999"),
+        ("OPS_STATUS_HTTP_READ_TIMEOUT", "-1"),
+        ("OPS_STATUS_MAX_TRANSIENT_FAILURES", "x"),
+    ],
+)
+def test_a_bad_setting_fails_with_its_name(setting: str, value: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({**BASE_ENVIRONMENT, setting: value})
+
+    assert caught.value.setting == setting
+    assert str(caught.value).startswith(setting)
+
+
+def test_missing_service_bus_connection_names_the_identity_based_setting() -> None:
+    environment = {k: v for k, v in BASE_ENVIRONMENT.items() if "__" not in k}
+
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(environment)
+
+    assert caught.value.setting == "ServiceBusConnection__fullyQualifiedNamespace"
+
+
+def test_plain_http_arm_endpoint_is_allowed_only_on_loopback() -> None:
+    settings = load_settings(
+        {**BASE_ENVIRONMENT, "OPS_STATUS_ARM_ENDPOINT": "http://127.0.0.1:8081"}
+    )
+
+    assert settings.arm_endpoint == "http://127.0.0.1:8081"
+
+
+def test_sample_local_settings_list_every_setting_with_its_default() -> None:
+    values = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+
+    for name, default in SETTINGS_WITH_DEFAULTS.items():
+        assert name in values, f"{name} missing from local.settings.sample.json"
+        if name not in ("OPS_STATUS_CREDENTIAL",):  # the sample selects local development
+            assert values[name] == default, name
+    for required in (
+        "OPS_STATUS_WATCH_QUEUE",
+        "OPS_STATUS_EVENTS_TOPIC",
+        "ServiceBusConnection__fullyQualifiedNamespace",
+    ):
+        assert required in values
+    load_settings(values)
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+
+    for name in [
+        *SETTINGS_WITH_DEFAULTS,
+        "OPS_STATUS_WATCH_QUEUE",
+        "OPS_STATUS_EVENTS_TOPIC",
+        "ServiceBusConnection__fullyQualifiedNamespace",
+    ]:
+        assert f"`{name}`" in readme, f"{name} is not documented in README.md"
