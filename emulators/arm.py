@@ -883,7 +883,7 @@ class ArmSimulator(LoopbackServer):
         location = _segment_after(segments, "locations")
         with self._lock:
             reply = self._decide(
-                method, parts.path, query, headers, segments, subscription_id, location, received_at
+                method, parts.path, query, headers, segments, subscription_id, location
             )
             self._requests.append(
                 RecordedRequest(
@@ -908,7 +908,6 @@ class ArmSimulator(LoopbackServer):
         segments: list[str],
         subscription_id: str | None,
         location: str | None,
-        now: float,
     ) -> _Reply:
         base = {
             "x-ms-request-id": new_guid(),
