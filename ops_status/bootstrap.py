@@ -13,15 +13,22 @@ from collections.abc import Callable
 from datetime import datetime
 
 from azure.core.credentials import TokenCredential
+from azure.servicebus import ServiceBusClient
 
 from ops_status.arm import ArmClient
 from ops_status.clock import utcnow
 from ops_status.credential import create_credential
 from ops_status.handler import Dependencies, StatusReader
 from ops_status.servicebus import Outputs, ServiceBusOutputClient
-from ops_status.settings import Settings, load_settings
+from ops_status.settings import Settings, is_loopback_host, load_settings
 
-__all__ = ["build_dependencies", "get_dependencies", "reset_dependencies", "set_dependencies"]
+__all__ = [
+    "build_dependencies",
+    "create_service_bus_client",
+    "get_dependencies",
+    "reset_dependencies",
+    "set_dependencies",
+]
 
 _lock = threading.Lock()
 _dependencies: Dependencies | None = None
@@ -65,7 +72,10 @@ def build_dependencies(
     clock: Callable[[], datetime] = utcnow,
 ) -> Dependencies:
     """Wire real adapters for ``settings``; any of them can be passed in instead."""
-    if credential is None and (status_reader is None or outputs is None):
+    needs_credential = status_reader is None or (
+        outputs is None and settings.service_bus_namespace is not None
+    )
+    if credential is None and needs_credential:
         credential = create_credential(settings)
     if status_reader is None:
         assert credential is not None
@@ -76,21 +86,34 @@ def build_dependencies(
             read_timeout=settings.http_read_timeout,
         )
     if outputs is None:
-        if settings.service_bus_namespace:
-            assert credential is not None
-            outputs = ServiceBusOutputClient.from_namespace(
-                settings.service_bus_namespace,
-                credential,
-                queue=settings.watch_queue,
-                topic=settings.events_topic,
-            )
-        else:
-            assert settings.service_bus_connection_string is not None
-            outputs = ServiceBusOutputClient.from_connection_string(
-                settings.service_bus_connection_string,
-                queue=settings.watch_queue,
-                topic=settings.events_topic,
-            )
+        outputs = ServiceBusOutputClient(
+            create_service_bus_client(settings, credential),
+            queue=settings.watch_queue,
+            topic=settings.events_topic,
+        )
     return Dependencies(
-        settings=settings, status_reader=status_reader, outputs=outputs, clock=clock
+        settings=settings,
+        status_reader=status_reader,
+        outputs=outputs,
+        clock=clock,
+        credential=credential,
     )
+
+
+def create_service_bus_client(
+    settings: Settings, credential: TokenCredential | None
+) -> ServiceBusClient:
+    """A client for the configured namespace: identity-based, or by connection string.
+
+    No I/O: the SDK connects when a sender or receiver is first used.
+    """
+    if settings.service_bus_namespace:
+        if credential is None:
+            credential = create_credential(settings)
+        host = settings.service_bus_namespace.rsplit(":", 1)[0]
+        # Plain AMQP only towards a local emulator; everything else is AMQPS.
+        return ServiceBusClient(
+            settings.service_bus_namespace, credential, use_tls=not is_loopback_host(host)
+        )
+    assert settings.service_bus_connection_string is not None
+    return ServiceBusClient.from_connection_string(settings.service_bus_connection_string)

@@ -8,6 +8,8 @@ tokens inside the credential object, which is why there must be only one per pro
 
 from __future__ import annotations
 
+from typing import Any
+
 from azure.core.credentials import TokenCredential
 
 from ops_status.settings import Settings
@@ -21,8 +23,13 @@ def create_credential(settings: Settings) -> TokenCredential:
     # of a process that never needs a token should not pay for.
     from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
+    # azure-core's defaults (300 s connect and read, retried) would let a hung identity
+    # endpoint outlast the function timeout; ours match the ARM client's.
+    transport: dict[str, Any] = {
+        "connection_timeout": settings.http_connect_timeout,
+        "read_timeout": settings.http_read_timeout,
+        "retry_total": 3,
+    }
     if settings.credential == "default":
-        return DefaultAzureCredential(managed_identity_client_id=settings.client_id)
-    if settings.client_id:
-        return ManagedIdentityCredential(client_id=settings.client_id)
-    return ManagedIdentityCredential()
+        return DefaultAzureCredential(managed_identity_client_id=settings.client_id, **transport)
+    return ManagedIdentityCredential(client_id=settings.client_id, **transport)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+from azure.core.credentials import TokenCredential
+
 from ops_status.clock import utcnow
 from ops_status.decision import Finish, decide
 from ops_status.errors import InvalidWatchRequestError
@@ -56,6 +58,8 @@ class Dependencies:
     status_reader: StatusReader
     outputs: Outputs
     clock: Callable[[], datetime] = utcnow
+    credential: TokenCredential | None = None
+    """The process's credential, when one was built (the worker's receiver shares it)."""
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ _OPERATION_ID = re.compile(r"^[A-Za-z0-9._~*:+=!$@-]+$")
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview|-beta|-alpha|-privatepreview)?$")
 _CORRELATION_ID = re.compile(r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$")
 _PATH_SEGMENT = re.compile(r"^[A-Za-z0-9._~*:+=!$@,;()'-]+$")
+_RAW_SEGMENT = re.compile(r"^(?:[A-Za-z0-9._~*:+=!$@,;()'-]|%[0-9A-Fa-f]{2})+$")
 _LAST_STATUS = re.compile(r"^[\x20-\x7e]{0,64}$")
 
 
@@ -328,13 +329,6 @@ def _target_from_url(value: Any, arm_endpoint: str, errors: list[str]) -> Operat
         errors.append("statusUrl must not have a fragment")
         return None
     segments = url.path.split("/")
-    if any("%" in s for s in segments):
-        # Encoded slashes, dots or backslashes could re-route the request after decoding.
-        errors.append("statusUrl path must not contain percent-encoded characters")
-        return None
-    if any(s in (".", "..") for s in segments):
-        errors.append("statusUrl path must not contain dot segments")
-        return None
     if len(segments) < 4 or segments[0] != "" or segments[1].lower() != "subscriptions":
         errors.append("statusUrl path must start with /subscriptions/{subscriptionId}/")
         return None
@@ -342,9 +336,11 @@ def _target_from_url(value: Any, arm_endpoint: str, errors: list[str]) -> Operat
         errors.append("statusUrl path must start with /subscriptions/{subscriptionId}/ (a GUID)")
         return None
     rest = segments[3:]
-    if not rest or any(not _PATH_SEGMENT.match(s) for s in rest):
-        errors.append("statusUrl path has an empty or invalid segment")
-        return None
+    for segment in rest:
+        problem = _segment_problem(segment)
+        if problem:
+            errors.append(f"statusUrl path {problem}")
+            return None
     try:
         query = parse_qsl(url.query, keep_blank_values=True, strict_parsing=bool(url.query))
     except ValueError:
@@ -365,10 +361,26 @@ def _target_from_url(value: Any, arm_endpoint: str, errors: list[str]) -> Operat
     return OperationTarget(
         status_path=f"{path}?{urlencode(query)}",
         subscription_id=segments[2].lower(),
-        operation_id=rest[-1],
+        operation_id=unquote(rest[-1]),
         location=location,
         provider=provider,
     )
+
+
+def _segment_problem(segment: str) -> str | None:
+    """Why a path segment is unsafe, or None. Percent-escapes are allowed only where the
+    decoded text is itself a plain segment: an encoded '/', '\\', '.' or '%' could
+    re-route the request once a server decodes it."""
+    if not segment:
+        return "has an empty segment"
+    if not _RAW_SEGMENT.match(segment):
+        return "has characters outside a URL path segment"
+    decoded = unquote(segment)
+    if decoded in (".", ".."):
+        return "must not contain dot segments"
+    if not _PATH_SEGMENT.match(decoded):
+        return "must not encode '/', '\\', '%', '?', '#' or control characters"
+    return None
 
 
 # -- optional fields ------------------------------------------------------------------

@@ -19,14 +19,12 @@ import threading
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSender
 
 from ops_status.errors import ServiceBusSendError
 from ops_status.events import OutboundMessage
 from ops_status.logs import log
-from ops_status.settings import is_loopback_host
 
 __all__ = ["Outputs", "ServiceBusOutputClient"]
 
@@ -48,8 +46,8 @@ class ServiceBusOutputClient:
 
     Example::
 
-        outputs = ServiceBusOutputClient.from_namespace(
-            "contoso.servicebus.windows.net", credential, queue="watches", topic="events")
+        client = ServiceBusClient("contoso.servicebus.windows.net", credential)
+        outputs = ServiceBusOutputClient(client, queue="watches", topic="events")
         outputs.send_event(message)
     """
 
@@ -59,28 +57,6 @@ class ServiceBusOutputClient:
         self._topic = topic
         self._senders: dict[str, ServiceBusSender] = {}
         self._locks = {queue: threading.Lock(), topic: threading.Lock()}
-        if queue == topic:
-            self._locks = {queue: threading.Lock()}
-
-    @classmethod
-    def from_namespace(
-        cls, fully_qualified_namespace: str, credential: TokenCredential, *, queue: str, topic: str
-    ) -> ServiceBusOutputClient:
-        """Identity-based: the namespace's FQDN and an Azure credential."""
-        host = fully_qualified_namespace.rsplit(":", 1)[0]
-        # Plain AMQP only to a local emulator; everything else is AMQPS.
-        use_tls = not is_loopback_host(host)
-        client = ServiceBusClient(fully_qualified_namespace, credential, use_tls=use_tls)
-        return cls(client, queue=queue, topic=topic)
-
-    @classmethod
-    def from_connection_string(
-        cls, connection_string: str, *, queue: str, topic: str
-    ) -> ServiceBusOutputClient:
-        """Connection-string based (a local emulator, or SAS where identity is not possible)."""
-        return cls(
-            ServiceBusClient.from_connection_string(connection_string), queue=queue, topic=topic
-        )
 
     def schedule_watch(self, message: OutboundMessage, enqueue_at: datetime) -> None:
         sb_message = _to_sdk(

@@ -100,6 +100,15 @@ def test_status_url_on_explicit_default_port_matches_the_endpoint() -> None:
     assert request.target.operation_id == "op"
 
 
+def test_status_url_may_percent_encode_harmless_characters() -> None:
+    request = parse(
+        url(f"/subscriptions/{SUB}/providers/Microsoft.Cache/x/abc%2A12?api-version=2025-07-01")
+    )
+
+    assert request.target.operation_id == "abc*12"
+    assert request.target.status_path.split("?")[0].endswith("/abc%2A12")
+
+
 def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
     request = parse({**sample("watch-parts.json"), "futureField": {"anything": [1, 2]}})
 
@@ -225,6 +234,10 @@ def test_parts_and_status_url_together_are_ambiguous() -> None:
         f"https://management.azure.com/subscriptions/{SUB}/../../x/op?api-version=2025-07-01",
         f"https://management.azure.com/subscriptions/{SUB}/x/%2e%2e/op?api-version=2025-07-01",
         f"https://management.azure.com/subscriptions/{SUB}/x%2Fop?api-version=2025-07-01",
+        f"https://management.azure.com/subscriptions/{SUB}/x%5Cop?api-version=2025-07-01",
+        f"https://management.azure.com/subscriptions/{SUB}/x%252Fop?api-version=2025-07-01",
+        f"https://management.azure.com/subscriptions/{SUB}/x%0d%0aop?api-version=2025-07-01",
+        f"https://management.azure.com/subscriptions/{SUB}/x%zzop?api-version=2025-07-01",
         f"https://management.azure.com/subscriptions/{SUB}/x\\op?api-version=2025-07-01",
         f"https://management.azure.com/subscriptions/{SUB}//op?api-version=2025-07-01",
         f"https://management.azure.com/subscriptions/{SUB}/op\r\nHost: x?api-version=2025-07-01",
