@@ -1,4 +1,4 @@
-"""ArmClient over real HTTP on loopback, authenticated through the real ManagedIdentityCredential."""
+"""ArmClient over real HTTP on loopback, authenticated through the real managed identity."""
 
 from __future__ import annotations
 
