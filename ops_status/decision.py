@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
+from ops_status.clock import parse_time
 from ops_status.observation import (
     Observation,
     OperationState,
@@ -133,7 +134,22 @@ def _after_status(
         policy,
         retry_after=read.retry_after,
         remaining_reads=read.remaining_reads,
+        percent_complete=read.percent_complete,
+        since_start=_since_start(read.start_time, now),
     )
+
+
+def _since_start(start_time: str | None, now: datetime) -> float | None:
+    """Seconds since ARM's ``startTime``, or None when it is absent, unreadable or ahead
+    of ``now`` (clock skew): progress is then projected from the watch's first-seen time."""
+    if start_time is None:
+        return None
+    try:
+        started = parse_time(start_time)
+    except (ValueError, OverflowError):
+        return None
+    since = (now - started).total_seconds()
+    return since if since >= 0 else None
 
 
 def _after_failure(
@@ -197,6 +213,8 @@ def _again(
     retry_after: float | None,
     remaining_reads: int | None,
     last_failure: ReadFailure | None = None,
+    percent_complete: float | None = None,
+    since_start: float | None = None,
 ) -> Action:
     remaining = (state.deadline - now).total_seconds()
     if remaining <= 0:
@@ -217,6 +235,8 @@ def _again(
         retry_after=retry_after,
         remaining_reads=remaining_reads,
         jitter=jitter_fraction(request.watch_key, state.attempt),
+        percent_complete=percent_complete,
+        since_start=since_start,
     )
     # One last look exactly at the deadline rather than overshooting it.
     delay = min(delay, remaining)

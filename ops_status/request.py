@@ -313,17 +313,19 @@ def _target_from_url(value: Any, arm_endpoint: str, errors: list[str]) -> Operat
     except ValueError:
         errors.append("statusUrl is not a valid URL")
         return None
-    if url.scheme.lower() != endpoint.scheme:
-        errors.append(f"statusUrl must use {endpoint.scheme}")
-        return None
     if "@" in url.netloc or url.username is not None or url.password is not None:
         errors.append("statusUrl must not contain user information")
         return None
     default_port = 443 if endpoint.scheme == "https" else 80
-    if (url.hostname or "") != endpoint.hostname or (port or default_port) != (
-        endpoint.port or default_port
+    if (
+        url.scheme.lower() != endpoint.scheme
+        or (url.hostname or "") != endpoint.hostname
+        or (port or default_port) != (endpoint.port or default_port)
     ):
-        errors.append(f"statusUrl must point at the configured ARM endpoint {arm_endpoint}")
+        errors.append(
+            f"statusUrl must point at the configured ARM endpoint {arm_endpoint} "
+            "(same scheme, host and port)"
+        )
         return None
     if url.fragment or "#" in value:
         errors.append("statusUrl must not have a fragment")

@@ -149,15 +149,35 @@ class Worker:
                 log(
                     logger,
                     logging.WARNING,
-                    "worker.abandoned",
+                    "worker.abandoning",
                     error=type(exc).__name__,
                     detail=str(exc)[:300],
                 )
-                receiver.abandon_message(message)
-                self.stats.count("abandoned")
+                self._settle(receiver.abandon_message, message, "abandoned")
                 return
-            receiver.complete_message(message)
-            self.stats.count("completed")
+            self._settle(receiver.complete_message, message, "completed")
+
+    def _settle(
+        self,
+        settle: Callable[[ServiceBusReceivedMessage], None],
+        message: ServiceBusReceivedMessage,
+        outcome: str,
+    ) -> None:
+        try:
+            settle(message)
+        except (AzureError, ValueError, OSError) as exc:
+            # Lock lost or link gone (ValueError: the SDK's receiver was shut down). Nothing
+            # is lost: the lock expires and Service Bus redelivers; the repeat is harmless.
+            log(
+                logger,
+                logging.WARNING,
+                "worker.settle_failed",
+                outcome=outcome,
+                error=type(exc).__name__,
+                detail=str(exc)[:200],
+            )
+            return
+        self.stats.count(outcome)
 
 
 def run_worker(worker: Worker) -> WorkerStats:

@@ -489,7 +489,8 @@ class Broker:
         if ingress is None and store is None:
             raise EntityNotFoundError(f"The messaging entity '{path}' could not be found.")
         if dead_letter:
-            assert store is not None and store.dead_letter is not None
+            assert store is not None
+            assert store.dead_letter is not None
             ingress, store = None, store.dead_letter
         return _Address(path=path, ingress=ingress, store=store, management=management)
 
@@ -806,7 +807,8 @@ class Broker:
                 store,
                 stored,
                 MAX_DELIVERY_COUNT_EXCEEDED,
-                f"Message could not be consumed after {store.max_delivery_count} delivery attempts.",
+                f"Message could not be consumed after {store.max_delivery_count} "
+                "delivery attempts.",
             )
         else:
             store.make_available(stored)
@@ -850,10 +852,10 @@ class Broker:
                     n for n, s in ingress.scheduled.items() if (s.scheduled_time or 0) <= now
                 )
                 for number in due:
-                    stored = ingress.scheduled.pop(number)
+                    falling_due = ingress.scheduled.pop(number)
                     # Service Bus reports a scheduled message's enqueue time as its schedule.
-                    stored.enqueued_time = stored.scheduled_time or now
-                    self._route(ingress, stored)
+                    falling_due.enqueued_time = falling_due.scheduled_time or now
+                    self._route(ingress, falling_due)
                     changed = True
             for token, (store, number) in list(self._locks.items()):
                 stored = store.messages.get(number)

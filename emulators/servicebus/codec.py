@@ -19,7 +19,7 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from proton import UNDESCRIBED, Array, Data, Described, Message, int32, symbol, timestamp
 
@@ -55,6 +55,9 @@ AMQP_SEQUENCE = 0x76
 AMQP_VALUE = 0x77
 FOOTER = 0x78
 _BODY_CODES = frozenset({DATA, AMQP_SEQUENCE, AMQP_VALUE})
+# proton's own annotations say an Array descriptor must be AMQP data, but its marker for
+# "no descriptor" is this Constant.
+_UNDESCRIBED = cast(Any, UNDESCRIBED)
 
 #: The message-format the SDK puts on a batched transfer (Microsoft's batch format).
 #: proton does not expose message-format to a receiver, so batches are recognised from
@@ -353,7 +356,9 @@ def encode_for_delivery(
     the application-properties section to be re-encoded.
     """
     merged: dict[Any, Any] = {
-        key: value for key, value in message.message_annotations.items() if str(key) not in annotations
+        key: value
+        for key, value in message.message_annotations.items()
+        if str(key) not in annotations
     }
     merged.update({symbol(key): value for key, value in annotations.items()})
     parts = [_encode_header(message.header, delivery_count)]
@@ -436,9 +441,9 @@ def to_plain(value: Any) -> Any:
 
 def long_array(values: Sequence[int]) -> Array:
     """An AMQP array of longs (how Service Bus returns sequence numbers)."""
-    return Array(UNDESCRIBED, Data.LONG, *values)
+    return Array(_UNDESCRIBED, Data.LONG, *values)
 
 
 def timestamp_array(epoch_seconds: Sequence[float]) -> Array:
     """An AMQP array of timestamps (how Service Bus returns lock expirations)."""
-    return Array(UNDESCRIBED, Data.TIMESTAMP, *[timestamp_ms(s) for s in epoch_seconds])
+    return Array(_UNDESCRIBED, Data.TIMESTAMP, *[timestamp_ms(s) for s in epoch_seconds])

@@ -211,8 +211,8 @@ class EmulatorConfig:
             for name, options in _mapping(raw.get("queues", {}), "queues").items()
         }
         topics: dict[str, TopicConfig] = {}
-        for name, options in _mapping(raw.get("topics", {}), "topics").items():
-            options = dict(_mapping(options, f"topic {name!r}"))
+        for name, topic_options in _mapping(raw.get("topics", {}), "topics").items():
+            options = dict(_mapping(topic_options, f"topic {name!r}"))
             subs = {
                 sub_name: _build(SubscriptionConfig, sub_options, f"subscription {name}/{sub_name}")
                 for sub_name, sub_options in _mapping(
@@ -276,7 +276,9 @@ def _mapping(value: Any, what: str) -> Mapping[str, Any]:
 def _only_keys(raw: Mapping[str, Any], allowed: set[str], what: str) -> None:
     unknown = set(raw) - allowed
     if unknown:
-        raise ConfigError(f"unknown key(s) in {what}: {sorted(unknown)} (allowed: {sorted(allowed)})")
+        raise ConfigError(
+            f"unknown key(s) in {what}: {sorted(unknown)} (allowed: {sorted(allowed)})"
+        )
 
 
 def _build(cls: type[Any], options: Any, what: str, **extra: Any) -> Any:

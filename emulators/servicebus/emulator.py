@@ -93,7 +93,7 @@ class ServiceBusEmulator:
         assert self._container is not None
         try:
             self._container.run()
-        except Exception:
+        except Exception:  # noqa: BLE001 - a thread's error would otherwise vanish
             _LOG.exception("the emulator's reactor stopped with an error")
         finally:
             self._server.close_sockets()
@@ -105,7 +105,7 @@ class ServiceBusEmulator:
             return
         try:
             self._server.call(self._server.shutdown, wait=False)
-        except Exception:  # the reactor is already gone
+        except Exception:  # noqa: BLE001 - the reactor is already gone
             _LOG.debug("shutdown call failed", exc_info=True)
         thread.join(timeout)
         if thread.is_alive():

@@ -121,9 +121,7 @@ def _token(value: Any) -> uuid.UUID:
     return uuid.UUID(str(value))
 
 
-def handle_management_request(
-    broker: Broker, entity: str, operation: str, body: Any
-) -> Reply:
+def handle_management_request(broker: Broker, entity: str, operation: str, body: Any) -> Reply:
     """Run one management operation against ``entity`` and build its reply."""
     handler = _OPERATIONS.get(operation)
     if handler is None:

@@ -1,0 +1,1 @@
+"""Benchmarks: runnable measurements of ops-status (see docs/performance.md)."""

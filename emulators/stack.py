@@ -1,0 +1,108 @@
+"""LocalStack: every peer ops-status talks to, on loopback, in one object.
+
+- a managed-identity endpoint of the App Service kind (``IDENTITY_ENDPOINT``/``IDENTITY_HEADER``),
+- an ARM simulator that accepts only the token that endpoint issues for ARM,
+- a Service Bus namespace over AMQP 1.0 with the watch queue and the events topic,
+  configured as the deployment template configures them (duplicate detection on).
+
+``environment()`` returns the app settings that point the function app or the worker at
+the stack, so the same code runs unmodified against it. Used by the demo, the e2e tests
+and ``python -m emulators stack`` (for ``func start``).
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from emulators.arm import ArmSimulator
+from emulators.identity import IdentitySimulator
+from emulators.servicebus import QueueConfig, ServiceBusEmulator, SubscriptionConfig, TopicConfig
+
+__all__ = ["EVENTS_TOPIC", "WATCH_QUEUE", "LocalStack"]
+
+WATCH_QUEUE = "ops-status-watches"
+EVENTS_TOPIC = "ops-status-events"
+
+
+class LocalStack:
+    """The three local peers, started and stopped together."""
+
+    def __init__(
+        self,
+        *,
+        lock_duration: float = 30.0,
+        max_delivery_count: int = 10,
+        duplicate_detection_window: float = 600.0,
+        servicebus_port: int = 0,
+        arm_port: int = 0,
+        identity_port: int = 0,
+        extra_subscriptions: dict[str, SubscriptionConfig] | None = None,
+    ) -> None:
+        self.identity = IdentitySimulator(port=identity_port)
+        self.arm = ArmSimulator(port=arm_port)
+        subscriptions = {
+            "all": SubscriptionConfig(),
+            "failed": SubscriptionConfig(filter={"status": "Failed"}),
+            **(extra_subscriptions or {}),
+        }
+        self.servicebus = ServiceBusEmulator(
+            queues={
+                WATCH_QUEUE: QueueConfig(
+                    lock_duration=lock_duration,
+                    max_delivery_count=max_delivery_count,
+                    duplicate_detection_window=duplicate_detection_window,
+                )
+            },
+            topics={
+                EVENTS_TOPIC: TopicConfig(
+                    subscriptions=subscriptions,
+                    duplicate_detection_window=duplicate_detection_window,
+                )
+            },
+            port=servicebus_port,
+        )
+
+    def start(self) -> LocalStack:
+        self.identity.start()
+        self.arm.start()
+        self.arm.expected_token = self.identity.token_for(self.arm.endpoint + "/.default")
+        self.servicebus.start()
+        return self
+
+    def stop(self) -> None:
+        for peer in (self.servicebus, self.arm, self.identity):
+            peer.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def environment(self, *, identity_based: bool = True, **overrides: str) -> dict[str, str]:
+        """App settings (and identity variables) for a function app or worker on this stack.
+
+        ``identity_based`` uses ``ServiceBusConnection__fullyQualifiedNamespace`` and the
+        managed identity for Service Bus too (as in Azure); otherwise the emulator's
+        connection string.
+        """
+        settings = {
+            "OPS_STATUS_WATCH_QUEUE": WATCH_QUEUE,
+            "OPS_STATUS_EVENTS_TOPIC": EVENTS_TOPIC,
+            "OPS_STATUS_ARM_ENDPOINT": self.arm.endpoint,
+            "OPS_STATUS_CREDENTIAL": "managedidentity",
+            **self.identity.environ(),
+        }
+        if identity_based:
+            settings["ServiceBusConnection__fullyQualifiedNamespace"] = (
+                self.servicebus.fully_qualified_namespace
+            )
+        else:
+            settings["ServiceBusConnection"] = self.servicebus.connection_string
+        settings.update(overrides)
+        return settings
