@@ -24,6 +24,7 @@ from ops_status.errors import ConfigurationError
 from ops_status.policy import PollPolicy
 
 __all__ = [
+    "REQUIRED_SETTINGS",
     "SETTINGS_WITH_DEFAULTS",
     "Settings",
     "load_settings",
@@ -33,6 +34,8 @@ __all__ = [
 # settings, so one identity-based connection (or one connection string) serves both.
 SERVICE_BUS_CONNECTION = "ServiceBusConnection"
 SERVICE_BUS_NAMESPACE = "ServiceBusConnection__fullyQualifiedNamespace"
+# The trigger's user-assigned identity; the app's own credential falls back to it.
+SERVICE_BUS_CLIENT_ID = "ServiceBusConnection__clientId"
 WATCH_QUEUE = "OPS_STATUS_WATCH_QUEUE"
 EVENTS_TOPIC = "OPS_STATUS_EVENTS_TOPIC"
 
@@ -54,6 +57,10 @@ AUTH_FAILURE_GRACE = "OPS_STATUS_AUTH_FAILURE_GRACE"
 MAX_TRANSIENT_FAILURES = "OPS_STATUS_MAX_TRANSIENT_FAILURES"
 
 _DEFAULT_POLICY = PollPolicy()
+
+# Settings with no default. (ServiceBusConnection, a connection string, may stand in for
+# the namespace, for emulators.)
+REQUIRED_SETTINGS = (WATCH_QUEUE, EVENTS_TOPIC, SERVICE_BUS_NAMESPACE)
 
 # Every optional setting and the default used when it is absent (as the string an app
 # setting would hold). Required settings are not listed: see ``load_settings``.
@@ -160,6 +167,14 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: str) ->
     if connection_string is not None and namespace is None:
         _check_connection_string(connection_string)
 
+    client_id = source.get(CLIENT_ID, "").strip() or None
+    trigger_client_id = source.get(SERVICE_BUS_CLIENT_ID, "").strip() or None
+    if client_id and trigger_client_id and client_id != trigger_client_id:
+        raise ConfigurationError(
+            CLIENT_ID,
+            f"differs from {SERVICE_BUS_CLIENT_ID}: the trigger and the app must use one identity",
+        )
+
     credential = optional(CREDENTIAL).lower()
     if credential not in ("managedidentity", "default"):
         raise ConfigurationError(
@@ -188,7 +203,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: str) ->
         events_topic=events_topic,
         arm_endpoint=_arm_endpoint(optional(ARM_ENDPOINT)),
         credential=credential,  # type: ignore[arg-type]  # checked just above
-        client_id=source.get(CLIENT_ID, "").strip() or None,
+        client_id=client_id or trigger_client_id,
         service_bus_namespace=namespace,
         service_bus_connection_string=connection_string if namespace is None else None,
         http_connect_timeout=number(HTTP_CONNECT_TIMEOUT, minimum=0.1, maximum=120),

@@ -123,3 +123,18 @@ def test_readme_documents_every_setting() -> None:
         "ServiceBusConnection__fullyQualifiedNamespace",
     ]:
         assert f"`{name}`" in readme, f"{name} is not documented in README.md"
+
+
+def test_user_assigned_identity_of_the_trigger_is_used_when_azure_client_id_is_unset() -> None:
+    settings = load_settings({**BASE_ENVIRONMENT, "ServiceBusConnection__clientId": "abc"})
+
+    assert settings.client_id == "abc"
+
+
+def test_two_different_client_ids_are_refused() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(
+            {**BASE_ENVIRONMENT, "ServiceBusConnection__clientId": "abc", "AZURE_CLIENT_ID": "def"}
+        )
+
+    assert caught.value.setting == "AZURE_CLIENT_ID"
