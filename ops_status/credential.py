@@ -8,13 +8,50 @@ tokens inside the credential object, which is why there must be only one per pro
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-from azure.core.credentials import TokenCredential
+from azure.core.credentials import AccessToken, TokenCredential
 
 from ops_status.settings import Settings
 
-__all__ = ["create_credential"]
+__all__ = ["SerializedCredential", "create_credential"]
+
+
+class SerializedCredential:
+    """Lets one caller at a time (per scope) ask the inner credential for a token.
+
+    azure-identity caches tokens, but when several threads miss the cache at once
+    (the worker's receivers starting together, the host's thread pool on the first
+    messages) each one asks the identity endpoint. Serializing the calls turns that
+    burst into one request per scope; later calls are cache hits and the lock costs
+    microseconds.
+    """
+
+    def __init__(self, inner: TokenCredential) -> None:
+        self._inner = inner
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, ...], threading.Lock] = {}
+
+    def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        with self._guard:
+            lock = self._locks.setdefault(scopes, threading.Lock())
+        with lock:
+            return self._inner.get_token(
+                *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
+            )
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if callable(close):
+            close()
 
 
 def create_credential(settings: Settings) -> TokenCredential:
@@ -30,6 +67,9 @@ def create_credential(settings: Settings) -> TokenCredential:
         "read_timeout": settings.http_read_timeout,
         "retry_total": 3,
     }
+    inner: TokenCredential
     if settings.credential == "default":
-        return DefaultAzureCredential(managed_identity_client_id=settings.client_id, **transport)
-    return ManagedIdentityCredential(client_id=settings.client_id, **transport)
+        inner = DefaultAzureCredential(managed_identity_client_id=settings.client_id, **transport)
+    else:
+        inner = ManagedIdentityCredential(client_id=settings.client_id, **transport)
+    return SerializedCredential(inner)
