@@ -9,8 +9,10 @@ exists only where a caller branches on it::
     │                             turned into a rejection event
     ├── CredentialError           no token could be had (identity endpoint down, no role, ...);
     │                             the message is abandoned and redelivered
-    └── ServiceBusSendError       the follow-up (next watch or event) could not be sent;
-                                  the message is abandoned and redelivered
+    ├── ServiceBusSendError       the follow-up (next watch or event) could not be sent;
+    │                             the message is abandoned and redelivered
+    ├── EventReceiveError         the CLI could not read the events subscription
+    └── UsageError                the command line asks for something impossible (exit 64)
 
 Failures to *read* an operation's status (429, 5xx, 404, timeouts) are not exceptions:
 they are observations the decision function handles (see ``ops_status.observation``).
@@ -21,9 +23,11 @@ from __future__ import annotations
 __all__ = [
     "ConfigurationError",
     "CredentialError",
+    "EventReceiveError",
     "InvalidWatchRequestError",
     "OpsStatusError",
     "ServiceBusSendError",
+    "UsageError",
 ]
 
 
@@ -54,3 +58,11 @@ class CredentialError(OpsStatusError):
 
 class ServiceBusSendError(OpsStatusError):
     """Scheduling the next watch or publishing an event failed."""
+
+
+class EventReceiveError(OpsStatusError):
+    """Reading the events subscription failed (connection, authorisation, missing entity)."""
+
+
+class UsageError(OpsStatusError):
+    """The command line asks for something impossible (exit code 64)."""

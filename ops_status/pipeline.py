@@ -1,0 +1,132 @@
+"""The pipeline side of ops-status: submit a watch, or follow an operation to its end.
+
+Both reuse the function's own pieces, so a pipeline step judges exactly as the function
+does:
+
+- ``prepare_watch`` validates with ``parse_watch_request`` (the configured ARM endpoint
+  and poll policy), so a bad request fails in the pipeline step, not later as a
+  ``Rejected`` event;
+- ``submit_watch`` puts the first message of the chain on the queue with the MessageId
+  ``{watch key}.0`` (``watch_message_id``), so a retried step is dropped by Service Bus
+  duplicate detection;
+- ``follow_operation`` polls in-process with the same ``StatusReader`` and ``decide`` the
+  function uses (same delays, same Retry-After handling, same deadline), for pipelines
+  that prefer to block. It needs no Service Bus.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ops_status.clock import utcnow
+from ops_status.decision import Action, Finish, decide
+from ops_status.events import WATCH_CONTENT_TYPE, OutboundMessage, watch_message_id
+from ops_status.handler import StatusReader
+from ops_status.observation import Observation
+from ops_status.request import WatchRequest, parse_watch_request
+from ops_status.servicebus import Outputs
+from ops_status.settings import Settings
+
+__all__ = [
+    "PollReport",
+    "follow_operation",
+    "initial_watch_message",
+    "prepare_watch",
+    "submit_watch",
+]
+
+
+def prepare_watch(body: Mapping[str, Any], settings: Settings) -> WatchRequest:
+    """Validate a watch request body exactly as the function will.
+
+    Raises ``InvalidWatchRequestError`` listing every problem.
+    """
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    return parse_watch_request(raw, arm_endpoint=settings.arm_endpoint, policy=settings.policy)
+
+
+def initial_watch_message(request: WatchRequest) -> OutboundMessage:
+    """The first queue message of a watch: the validated body, MessageId ``{watch key}.0``.
+
+    Submitting the same watch twice (same operation, same correlation id) gives the same
+    MessageId, which duplicate detection drops.
+    """
+    return OutboundMessage(
+        body=json.dumps(request.to_body(), separators=(",", ":")).encode(),
+        message_id=watch_message_id(request),
+        content_type=WATCH_CONTENT_TYPE,
+        subject="watch",
+        correlation_id=request.correlation_id,
+        application_properties={"operationId": request.target.operation_id, "attempt": 0},
+    )
+
+
+def submit_watch(request: WatchRequest, outputs: Outputs, *, now: datetime) -> OutboundMessage:
+    """Put ``request`` on the watch queue, receivable at once; returns what was sent.
+
+    Raises ``ServiceBusSendError`` when the send fails.
+    """
+    message = initial_watch_message(request)
+    outputs.schedule_watch(message, now)
+    return message
+
+
+@dataclass(frozen=True)
+class PollReport:
+    """What one read of a followed operation found and what comes next."""
+
+    observation: Observation
+    action: Action
+    now: datetime
+
+    @property
+    def request(self) -> WatchRequest:
+        return self.action.request if isinstance(self.action, Finish) else self.action.next_request
+
+    @property
+    def polls(self) -> int:
+        state = self.request.state
+        return state.attempt if state else 0
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the first read."""
+        state = self.request.state
+        return (self.now - state.first_seen).total_seconds() if state else 0.0
+
+
+def follow_operation(
+    request: WatchRequest,
+    reader: StatusReader,
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    sleep: Callable[[float], None] = time.sleep,
+    on_poll: Callable[[PollReport], None] | None = None,
+) -> Finish:
+    """Read the operation's status until ``decide`` says the watch is over.
+
+    Waits between reads exactly as the function would (``Reschedule.not_before``) and
+    stops at the request's deadline (``TimedOut``). Raises only what ``reader`` raises
+    (``CredentialError``).
+
+    Example::
+
+        finish = follow_operation(request, ArmClient(endpoint, credential), settings)
+        finish.outcome.status        # FinalStatus.SUCCEEDED, ...
+    """
+    while True:
+        observation = reader.get_operation_status(request)
+        now = clock()
+        action = decide(request, observation, now, settings.policy)
+        if on_poll is not None:
+            on_poll(PollReport(observation, action, now))
+        if isinstance(action, Finish):
+            return action
+        sleep(max((action.not_before - clock()).total_seconds(), 0.0))
+        request = action.next_request
