@@ -20,14 +20,18 @@ of next-read times, no tick loop, no sleeping. Same seed, same figures.
 from __future__ import annotations
 
 import argparse
+import bisect
+import functools
 import heapq
 import json
 import math
+import multiprocessing
+import os
 import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 from ops_status.clock import format_time
@@ -94,7 +98,9 @@ def make_workload(count: int, seed: int, *, fleet: bool = False) -> list[Operati
     ``SUBSCRIPTIONS`` subscriptions. Fleet: one subscription, starts paced by ARM's write
     bucket (a rollout starting everything as fast as ARM lets it)."""
     rng = random.Random(seed * 1_000_003 + (1 if fleet else 0))
-    subscriptions = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(SUBSCRIPTIONS)]
+    subscriptions = [
+        str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(SUBSCRIPTIONS)
+    ]
     operations = []
     for index in range(count):
         if fleet:
@@ -185,8 +191,8 @@ class Poller:
 
     name = "poller"
 
-    def start(self, op: Operation) -> None:  # noqa: B027 - optional hook
-        pass
+    def start(self, op: Operation) -> None:
+        """Called once per operation before the first read."""
 
     def next_delay(self, op: Operation, answer: Answer, now: float) -> float | None:
         raise NotImplementedError
@@ -277,34 +283,71 @@ class DotNet(Poller):
         return self.DELAYS[min(n, len(self.DELAYS) - 1)]
 
 
+class FairShare(Poller):
+    """A reference no real poller can be: it knows how many watches are in flight on the
+    subscription and spaces every one of them so that all together read at ``share`` of
+    ARM's refill rate (never faster than ours' regular schedule). It shows what the read
+    budget allows; it is not a policy to compare against on equal terms."""
+
+    name = "(fleet-aware reference)"
+
+    def __init__(self, policy: PollPolicy, share: float = 0.9) -> None:
+        self.policy = policy
+        self.share = share
+        self._submits: list[float] = []
+        self._finished = 0
+
+    def start(self, op: Operation) -> None:
+        bisect.insort(self._submits, op.submit)
+
+    def next_delay(self, op: Operation, answer: Answer, now: float) -> float | None:
+        if not answer.throttled and answer.status != "Running":
+            self._finished += 1
+            return None
+        inflight = bisect.bisect_right(self._submits, now) - self._finished
+        p = self.policy
+        regular = max(p.min_delay, min(p.max_delay, p.growth * (now - op.submit)))
+        return max(regular, inflight / (self.share * BUCKET_REFILL), answer.retry_after or 0.0)
+
+
 # -- simulation -----------------------------------------------------------------------
 
 
 @dataclass
 class Result:
     name: str
-    operations: int
     reads: list[int]
     throttled: list[int]
     lag: list[float]
+    """Seconds from the operation's real end to the read that saw it."""
     relative_lag: list[float]
+    """``lag`` over the operation's duration (start to real end)."""
+    sends_retry_after: list[bool]
     detected: int
     gave_up: int
     """Operations that met 10+ consecutive 429s (azure-core's retry policy would raise)."""
     outcomes_ok: bool
-    extra: dict[str, float] = field(default_factory=dict)
+    """For ours: every watch finished with the operation's own terminal status."""
+
+    @property
+    def operations(self) -> int:
+        return len(self.reads)
 
     def row(self) -> dict[str, float]:
         total_reads = sum(self.reads)
         total_429 = sum(self.throttled)
+        without_ra = [
+            r for r, ra in zip(self.relative_lag, self.sends_retry_after, strict=True) if not ra
+        ]
         return {
-            "reads_mean": sum(self.reads) / len(self.reads),
+            "reads_mean": total_reads / len(self.reads),
             "reads_p95": percentile(self.reads, 95),
             "lag_p50": percentile(self.lag, 50),
             "lag_p95": percentile(self.lag, 95),
             "lag_max": max(self.lag),
             "rel_p50": percentile(self.relative_lag, 50),
             "rel_p95": percentile(self.relative_lag, 95),
+            "rel_p95_no_ra": percentile(without_ra, 95) if without_ra else 0.0,
             "throttled": float(total_429),
             "throttled_pct": 100.0 * total_429 / total_reads if total_reads else 0.0,
         }
@@ -318,12 +361,14 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def simulate(operations: Sequence[Operation], poller: Poller, seed: int) -> Result:
+    """Run every operation's watch to its end; one event per read, in time order."""
     arm = Arm(operations, seed)
-    reads = [0] * len(operations)
-    throttled = [0] * len(operations)
-    streak = [0] * len(operations)
+    count = len(operations)
+    reads = [0] * count
+    throttled = [0] * count
+    streak = [0] * count
     gave_up: set[int] = set()
-    detected_at: list[float | None] = [None] * len(operations)
+    detected_at: list[float | None] = [None] * count
     queue: list[tuple[float, int]] = []
     for op in operations:
         poller.start(op)
@@ -349,7 +394,8 @@ def simulate(operations: Sequence[Operation], poller: Poller, seed: int) -> Resu
     lag = []
     relative = []
     for op, seen in zip(operations, detected_at, strict=True):
-        assert seen is not None and seen >= op.end, (poller.name, op, seen)
+        if seen is None or seen < op.end:
+            raise AssertionError(f"{poller.name}: operation {op.index} not detected ({seen})")
         lag.append(seen - op.end)
         relative.append((seen - op.end) / op.duration)
     outcomes_ok = True
@@ -358,42 +404,80 @@ def simulate(operations: Sequence[Operation], poller: Poller, seed: int) -> Resu
         outcomes_ok = poller.outcomes == expected
     return Result(
         name=poller.name,
-        operations=len(operations),
         reads=reads,
         throttled=throttled,
         lag=lag,
         relative_lag=relative,
-        detected=sum(1 for s in detected_at if s is not None),
+        sends_retry_after=[op.retry_after is not None for op in operations],
+        detected=sum(1 for seen in detected_at if seen is not None),
         gave_up=len(gave_up),
         outcomes_ok=outcomes_ok,
     )
 
 
-def pollers(policy: PollPolicy) -> list[Callable[[], Poller]]:
-    return [
-        lambda: Ours(policy),
-        lambda: Ours(replace(policy, progress_projection=False), "ours, no percentComplete"),
-        lambda: Fixed(30.0),
-        lambda: Fixed(10.0),
-        DotNet,
-    ]
+# -- runs -----------------------------------------------------------------------------
+
+POLLERS = ("ours", "ours-no-progress", "fixed-30", "fixed-10", "dotnet")
+
+
+def build_poller(key: str, policy: PollPolicy) -> Poller:
+    if key == "ours":
+        return Ours(policy)
+    if key == "ours-no-progress":
+        return Ours(replace(policy, progress_projection=False), "ours, percentComplete off")
+    if key == "fixed-30":
+        return Fixed(30.0)
+    if key == "fixed-10":
+        return Fixed(10.0)
+    if key == "dotnet":
+        return DotNet()
+    if key == "fair-share":
+        return FairShare(policy)
+    raise ValueError(key)
+
+
+@dataclass(frozen=True)
+class Job:
+    count: int
+    seed: int
+    fleet: bool
+    poller: str
+    policy: PollPolicy
+
+
+@functools.lru_cache(maxsize=4)
+def _workload(count: int, seed: int, fleet: bool) -> tuple[Operation, ...]:
+    return tuple(make_workload(count, seed, fleet=fleet))
+
+
+def run_job(job: Job) -> Result:
+    operations = _workload(job.count, job.seed, job.fleet)
+    return simulate(operations, build_poller(job.poller, job.policy), job.seed)
+
+
+def run_jobs(jobs: Sequence[Job], processes: int) -> list[Result]:
+    """Each job is an independent simulation: results do not depend on ``processes``."""
+    if processes <= 1:
+        return [run_job(job) for job in jobs]
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        return pool.map(run_job, jobs, chunksize=1)
 
 
 # -- reporting ------------------------------------------------------------------------
 
 HEADER = (
-    f"{'policy':<26} {'reads/op':>8} {'p95':>5} {'lag p50':>8} {'p95':>6} {'max':>6}"
-    f" {'rel p50':>8} {'p95':>7} {'429s':>8} {'%reads':>7}"
+    f"{'policy':<26} {'reads/op':>8} {'p95':>4} {'lag p50':>7} {'p95':>6} {'max':>5}"
+    f" {'rel p50':>7} {'p95':>6} {'p95 noRA':>8} {'429s':>7} {'%reads':>7}"
 )
 
 
 def format_row(result: Result) -> str:
     r = result.row()
     return (
-        f"{result.name:<26} {r['reads_mean']:>8.1f} {r['reads_p95']:>5.0f}"
-        f" {r['lag_p50']:>7.1f}s {r['lag_p95']:>5.1f}s {r['lag_max']:>5.0f}s"
-        f" {100 * r['rel_p50']:>7.1f}% {100 * r['rel_p95']:>6.1f}% {r['throttled']:>8.0f}"
-        f" {r['throttled_pct']:>6.2f}%"
+        f"{result.name:<26} {r['reads_mean']:>8.1f} {r['reads_p95']:>4.0f}"
+        f" {r['lag_p50']:>6.1f}s {r['lag_p95']:>5.1f}s {r['lag_max']:>4.0f}s"
+        f" {100 * r['rel_p50']:>6.1f}% {100 * r['rel_p95']:>5.1f}%"
+        f" {100 * r['rel_p95_no_ra']:>7.1f}% {r['throttled']:>7.0f} {r['throttled_pct']:>6.2f}%"
     )
 
 
@@ -405,7 +489,10 @@ def print_table(title: str, results: Sequence[Result]) -> None:
         print(format_row(result))
     gave_up = [f"{r.name}: {r.gave_up}" for r in results if r.gave_up]
     if gave_up:
-        print("operations that met 10+ consecutive 429s (azure-core would raise): " + ", ".join(gave_up))
+        print(
+            "operations that met 10+ consecutive 429s (azure-core would raise): "
+            + ", ".join(gave_up)
+        )
 
 
 def targets(ours: Result, fixed30: Result) -> list[tuple[str, bool, str]]:
@@ -418,87 +505,112 @@ def targets(ours: Result, fixed30: Result) -> list[tuple[str, bool, str]]:
             o["reads_mean"] <= 1.5 * f["reads_mean"],
             f"{o['reads_mean'] / f['reads_mean']:.2f} x",
         ),
+        ("429s < 1 % of reads", o["throttled_pct"] < 1.0, f"{o['throttled_pct']:.2f} %"),
     ]
 
 
-def sweep(operations: Sequence[Operation], seed: int, base: PollPolicy) -> None:
-    """Ours over a grid of defaults on the spread workload; Pareto rows marked with *."""
-    grid = []
-    for min_delay in (2.0, 3.0, 5.0):
-        for growth in (0.05, 0.07, 0.1):
-            for max_delay in (25.0, 30.0):
-                for jitter in (0.05, 0.1):
-                    grid.append(
-                        replace(
-                            base,
-                            min_delay=min_delay,
-                            growth=growth,
-                            max_delay=max_delay,
-                            jitter=jitter,
-                        )
-                    )
-    fixed = simulate(operations, Fixed(30.0), seed).row()
-    rows = []
-    for policy in grid:
-        r = simulate(operations, Ours(policy), seed).row()
-        rows.append((policy, r))
-    print("\nSweep of ours (spread workload): Pareto-optimal rows on (reads, rel p95, lag p95) marked *")
+def print_targets(ours: Result, fixed30: Result) -> None:
+    for name, met, value in targets(ours, fixed30):
+        print(f"  target {name:<32} {'met' if met else 'NOT met':<8} ({value})")
+
+
+SWEEP_MIN_DELAY = (2.5, 3.0, 5.0)
+SWEEP_GROWTH = (0.06, 0.08, 0.1)
+SWEEP_MAX_DELAY = (25.0, 30.0)
+
+
+def sweep(count: int, seed: int, base: PollPolicy, processes: int) -> None:
+    """Ours over a grid of min_delay x growth x max_delay on the spread workload."""
+    grid = [
+        replace(base, min_delay=m, growth=g, max_delay=x)
+        for m in SWEEP_MIN_DELAY
+        for g in SWEEP_GROWTH
+        for x in SWEEP_MAX_DELAY
+    ]
+    jobs = [Job(count, seed, False, "fixed-30", base)]
+    jobs += [Job(count, seed, False, "ours", policy) for policy in grid]
+    results = run_jobs(jobs, processes)
+    fixed = results[0].row()["reads_mean"]
     print(
-        f"{'min':>4} {'max':>4} {'growth':>6} {'jitter':>6} {'reads/op':>8} {'x30s':>5}"
-        f" {'lag p95':>8} {'rel p95':>8}"
+        f"\nSweep of ours' defaults on the spread workload ({count} operations, seed {seed},"
+        f" jitter {base.jitter:g}, other knobs at their defaults)"
     )
-    keys = [(r["reads_mean"], r["rel_p95"], r["lag_p95"]) for _, r in rows]
-    for (policy, r), key in zip(rows, keys, strict=True):
-        dominated = any(
-            all(a <= b for a, b in zip(other, key, strict=True)) and other != key for other in keys
-        )
-        mark = " " if dominated else "*"
+    print(
+        f"{'min':>4} {'max':>4} {'growth':>6} {'reads/op':>8} {'x 30s':>6} {'lag p95':>8}"
+        f" {'rel p95':>8} {'p95 noRA':>8}"
+    )
+    for policy, result in zip(grid, results[1:], strict=True):
+        r = result.row()
         print(
-            f"{policy.min_delay:>4g} {policy.max_delay:>4g} {policy.growth:>6g} {policy.jitter:>6g}"
-            f" {r['reads_mean']:>8.1f} {r['reads_mean'] / fixed['reads_mean']:>5.2f}"
-            f" {r['lag_p95']:>7.1f}s {100 * r['rel_p95']:>7.1f}% {mark}"
+            f"{policy.min_delay:>4g} {policy.max_delay:>4g} {policy.growth:>6g}"
+            f" {r['reads_mean']:>8.1f} {r['reads_mean'] / fixed:>6.2f} {r['lag_p95']:>7.1f}s"
+            f" {100 * r['rel_p95']:>7.1f}% {100 * r['rel_p95_no_ra']:>7.1f}%"
         )
+
+
+def describe(policy: PollPolicy) -> str:
+    return (
+        f"PollPolicy(min_delay={policy.min_delay:g}, max_delay={policy.max_delay:g},"
+        f" growth={policy.growth:g}, jitter={policy.jitter:g},"
+        f" low_read_budget={policy.low_read_budget},"
+        f" read_budget_stretch_max={policy.read_budget_stretch_max:g},"
+        f" read_budget_max_delay={policy.read_budget_max_delay:g},"
+        f" progress_margin={policy.progress_margin:g},"
+        f" progress_lengthen_max={policy.progress_lengthen_max:g})"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.poll_policy", description=__doc__)
-    parser.add_argument("--operations", type=int, default=10_000)
-    parser.add_argument("--fleet", type=int, default=2_000, help="operations in the fleet run")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.poll_policy",
+        description="Simulate ARM polling policies on a virtual clock (see docs/performance.md).",
+    )
+    parser.add_argument("--operations", type=int, default=10_000, help="spread workload size")
+    parser.add_argument("--fleet", type=int, default=2_000, help="fleet workload size")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes")
     parser.add_argument("--sweep", action="store_true", help="also sweep ours' defaults")
     args = parser.parse_args(argv)
     policy = PollPolicy()
     began = time.perf_counter()
+    print(f"ours = {describe(policy)}")
     print(
-        f"ours = PollPolicy(min_delay={policy.min_delay:g}, max_delay={policy.max_delay:g}, "
-        f"growth={policy.growth:g}, jitter={policy.jitter:g}, "
-        f"low_read_budget={policy.low_read_budget}, "
-        f"read_budget_stretch_max={policy.read_budget_stretch_max:g}, "
-        f"progress_margin={policy.progress_margin:g}, "
-        f"progress_lengthen_max={policy.progress_lengthen_max:g})"
+        f"workload: durations log-uniform {MIN_DURATION:g} s-{MAX_DURATION / 3600:g} h;"
+        f" {RETRY_AFTER_SHARE:.0%} send Retry-After {RETRY_AFTER_VALUES[0]:g}"
+        f" or {RETRY_AFTER_VALUES[1]:g} s"
+        f" while running; {FAILURE_SHARE:.0%} fail part-way; {PROGRESS_SHARE:.0%} report"
+        f" percentComplete (rate x{PROGRESS_RATE[0]:g}-{PROGRESS_RATE[1]:g}, +/-{PROGRESS_NOISE:g}"
+        f" points, {STALL_SHARE:.0%} of them stall at {STALL_AT[0]}-{STALL_AT[1]} %)."
+        f" ARM: {BUCKET_SIZE:g} reads per subscription, +{BUCKET_REFILL:g}/s, 429 Retry-After"
+        f" {THROTTLE_RETRY_AFTER:g} s."
     )
-    scenarios = [
-        (
-            f"Spread: {args.operations} operations, starts over 1 h, {SUBSCRIPTIONS} subscriptions"
-            f" (seed {args.seed})",
-            make_workload(args.operations, args.seed),
-        ),
-        (
-            f"Fleet: {args.fleet} operations on ONE subscription, started as fast as ARM's write"
-            f" bucket allows (seed {args.seed})",
-            make_workload(args.fleet, args.seed, fleet=True),
-        ),
-    ]
-    for title, operations in scenarios:
-        results = [simulate(operations, make(), args.seed) for make in pollers(policy)]
-        print_table(title, results)
-        for name, met, value in targets(results[0], results[2]):
-            print(f"  target {name:<32} {'met' if met else 'NOT met'} ({value})")
-        assert all(r.detected == r.operations for r in results)
-        assert all(r.outcomes_ok for r in results)
+    spread = [Job(args.operations, args.seed, False, key, policy) for key in POLLERS]
+    fleet = [Job(args.fleet, args.seed, True, key, policy) for key in (*POLLERS, "fair-share")]
+    results = run_jobs([*spread, *fleet], args.jobs)
+    spread_results, fleet_results = results[: len(spread)], results[len(spread) :]
+    for results_of in (spread_results, fleet_results):
+        if not all(r.detected == r.operations and r.outcomes_ok for r in results_of):
+            raise AssertionError("an operation was missed or misreported")
+    print_table(
+        f"Spread: {args.operations} operations starting uniformly over 1 h on {SUBSCRIPTIONS}"
+        f" subscriptions (seed {args.seed})",
+        spread_results,
+    )
+    print_targets(spread_results[0], spread_results[2])
+    print_table(
+        f"Fleet: {args.fleet} operations on ONE subscription, started as fast as ARM's write"
+        f" bucket allows ({FLEET_WRITE_BURST} at once, then {FLEET_WRITE_RATE:g}/s;"
+        f" seed {args.seed})",
+        fleet_results,
+    )
+    print_targets(fleet_results[0], fleet_results[2])
+    print(
+        "  (fleet-aware reference: knows the number of watches in flight and spaces them at"
+        " 90 % of the refill rate; no real poller has that knowledge)"
+    )
     if args.sweep:
-        sweep(scenarios[0][1], args.seed, policy)
-    print(f"\nwall time {time.perf_counter() - began:.1f} s")
+        sweep(args.operations, args.seed, policy, args.jobs)
+    print(f"\nwall time {time.perf_counter() - began:.1f} s with {args.jobs} process(es)")
     return 0
 
 

@@ -6,48 +6,50 @@ bounded by ``min_delay`` and ``max_delay``, spread by a deterministic jitter so 
 fleet of watches started together does not read ARM in lock-step. ARM's ``Retry-After``
 is always honoured as a lower bound (clamped to ``retry_after_max``).
 
-Two signals from ARM refine that schedule:
+Two more signals from ARM refine that schedule:
 
-- ``percentComplete``: when the operation reports progress, the projected end
-  (elapsed x (100 - p) / p) tells whether the end can come before the next regular look.
-  Far from it, the wait grows (never past ``max_delay``, so the lag bound holds); when the
-  projected end falls before the next regular look, the look is moved to it (never
-  earlier than ``min_delay``, nor much earlier than the regular delay, so stalled or noisy
-  progress cannot make a watch read in a tight loop).
-- ``x-ms-ratelimit-remaining-subscription-reads``: the subscription's read bucket is
-  shared by every reader. Below ``low_read_budget`` remaining reads, every watch stretches
-  its delay by (low_read_budget / remaining)^2 (bounded), so a fleet of watches settles
-  at the bucket's refill rate instead of running it dry and collecting 429s.
+- ``percentComplete``: the projected end, elapsed x (100 - p) / p, tells whether the end
+  can come before the next regular look. Far from it, the wait grows a little (at most
+  ``progress_lengthen_max`` times, never past ``max_delay``); when the projected end falls
+  before the next regular look, the look moves to it (never below ``min_delay`` nor below
+  half the regular delay, so stalled or noisy progress cannot make a watch spin).
+- ``x-ms-ratelimit-remaining-subscription-reads``: the subscription's read bucket (250
+  reads, refilled 25/s) is shared by every reader. Below ``low_read_budget`` remaining
+  reads, every watch stretches its delay by (low_read_budget / remaining)^3, bounded by
+  ``read_budget_stretch_max`` and ``read_budget_max_delay``, and spreads it by +/-50 %:
+  the bucket refills in seconds while a watch reacts only at its next read, so without a
+  wide spread the stretched watches come back together and drain it again.
 
-See docs/performance.md ("Polling policy (simulated)") for how the defaults were chosen.
+docs/performance.md ("Polling policy (simulated)") shows how the defaults were chosen.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 
 __all__ = ["PollPolicy", "jitter_fraction", "poll_delay"]
 
-# A shortened delay (projected end before the next regular look) is never below this
-# fraction of the regular delay: progress stalled at 99 % would otherwise project an end
-# "any second now" on every read.
-_SHORTEN_FLOOR = 0.5
-# Progress below this many percent is mostly start-up noise (and integer rounding).
+# Progress below this many percent is start-up noise (and integer rounding): not projected.
 _PROGRESS_MIN_PERCENT = 2.0
+# A look moved to the projected end is never earlier than this fraction of the regular
+# delay: progress stalled at 99 % projects an end "any second now" on every read.
+_SHORTEN_FLOOR = 0.5
+# Steepness of the read-budget stretch, and the spread (+/-) of a stretched delay.
+_BUDGET_EXPONENT = 3.0
+_BUDGET_SPREAD = 0.5
 
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """Every knob of the polling behaviour. Most are app settings (see settings.py)."""
+    """Every knob of the polling behaviour. The first ten are app settings (settings.py)."""
 
-    min_delay: float = 5.0
+    min_delay: float = 3.0
     """Shortest wait between two reads of one operation, in seconds."""
     max_delay: float = 30.0
     """Longest wait between two reads, unless ARM's Retry-After asks for more."""
-    growth: float = 0.1
-    """Delay as a fraction of the time already spent watching (0.1: 10 % of the elapsed time)."""
+    growth: float = 0.08
+    """Delay as a fraction of the time already spent watching (0.08: 8 % of the elapsed time)."""
     jitter: float = 0.1
     """Spread applied to every computed delay, as a fraction (0.1: +/-10 %)."""
     retry_after_max: float = 600.0
@@ -62,18 +64,22 @@ class PollPolicy:
     """How long 401/403s are retried: new role assignments take minutes to propagate."""
     max_transient_failures: int = 10
     """Consecutive 5xx/timeouts/garbled answers tolerated before the watch fails."""
-    low_read_budget: int = 125
+    low_read_budget: int = 200
     """Below this many remaining subscription reads (ARM's bucket holds 250), delays are
-    stretched by (low_read_budget / remaining)^2, up to ``read_budget_stretch_max``."""
-    read_budget_stretch_max: float = 20.0
-    """Largest factor a low read budget stretches a delay by (never past ``retry_after_max``)."""
+    stretched by (low_read_budget / remaining)^3."""
+    read_budget_stretch_max: float = 30.0
+    """Largest factor a low read budget stretches a delay by."""
+    read_budget_max_delay: float = 120.0
+    """Longest delay a low read budget imposes, before its +/-50 % spread (and never past
+    ``retry_after_max``). At ARM's 25 reads/s this paces about 3,000 watches per
+    subscription; beyond that ARM's 429s and their Retry-After do the rest."""
     progress_projection: bool = True
-    """Use ARM's ``percentComplete`` to aim the next read at the projected end."""
+    """Use ARM's ``percentComplete`` to move the next read towards the projected end."""
     progress_margin: float = 0.15
     """How far progress may be off, as a fraction of the projected total duration: a
-    lengthened wait ends this much before the projected end."""
-    progress_lengthen_max: float = 3.0
-    """A projection far from its end may lengthen the regular delay at most this many times
+    lengthened wait ends at least this much before the projected end."""
+    progress_lengthen_max: float = 1.25
+    """Far from its projected end, the regular delay is lengthened at most this many times
     (and never past ``max_delay``): an operation can still fail before its projected end."""
 
 
@@ -100,14 +106,14 @@ def poll_delay(
     backs off exponentially after failed reads; ``jitter`` is a value in [-1, 1)
     (see ``jitter_fraction``); ``remaining_reads`` is ARM's
     ``x-ms-ratelimit-remaining-subscription-reads``; ``percent_complete`` is ARM's
-    ``percentComplete`` and ``since_start`` the time since the operation started (ARM's
-    ``startTime``; ``elapsed`` is used when it is None).
+    ``percentComplete`` and ``since_start`` the time since the operation started (from
+    ARM's ``startTime``; ``elapsed`` stands in when it is None).
 
-    The result is at least ``min_delay * (1 - jitter)`` and at most
+    The result is at least ``min_delay * (1 - jitter)``, at most
     ``max(max_delay * (1 + jitter), retry_after_max)``, and never below ``retry_after``
     (clamped to ``retry_after_max``).
     """
-    elapsed = elapsed if elapsed > 0.0 else 0.0  # also maps NaN to 0
+    elapsed = elapsed if elapsed > 0.0 else 0.0  # NaN counts as 0 too
     delay = max(policy.min_delay, min(policy.max_delay, policy.growth * elapsed))
     if consecutive_failures > 0:
         backoff = policy.min_delay * 2 ** min(consecutive_failures - 1, 16)
@@ -116,14 +122,17 @@ def poll_delay(
         delay = _aim_at_projected_end(
             policy, delay, percent_complete, elapsed if since_start is None else since_start
         )
-    delay *= 1.0 + policy.jitter * jitter
+    jittered = delay * (1.0 + policy.jitter * jitter)
     if remaining_reads is not None and remaining_reads < policy.low_read_budget:
-        # The subscription's read bucket (shared with every other reader) is running low:
-        # slow down, steeply as it empties, so that all readers together settle at the
-        # bucket's refill rate before ARM starts answering 429.
-        stretch = (policy.low_read_budget / (max(remaining_reads, 0) + 1)) ** 2
-        stretched = delay * min(stretch, policy.read_budget_stretch_max)
-        delay = max(delay, min(stretched, policy.retry_after_max))
+        # The subscription's read bucket is running low: slow down, steeply as it empties,
+        # so that all readers together settle near its refill rate before ARM answers 429.
+        stretch = (policy.low_read_budget / (max(remaining_reads, 0) + 1)) ** _BUDGET_EXPONENT
+        stretched = min(
+            delay * min(stretch, policy.read_budget_stretch_max), policy.read_budget_max_delay
+        )
+        stretched *= 1.0 + _BUDGET_SPREAD * jitter
+        jittered = max(jittered, min(stretched, policy.retry_after_max))
+    delay = jittered
     if retry_after is not None:
         delay = max(delay, min(retry_after, policy.retry_after_max))
     return max(delay, 0.0)
@@ -134,22 +143,22 @@ def _aim_at_projected_end(
 ) -> float:
     """The regular ``delay`` moved towards the end that ``percent`` complete projects.
 
-    Projected remaining time = since_start x (100 - p) / p. Noisy progress is allowed for
-    by ``progress_margin``; the result stays within [min_delay, max_delay] and within a
-    bounded factor of the regular delay.
+    Projected remaining time = since_start x (100 - p) / p. The result stays within
+    [min_delay, max_delay], within ``progress_lengthen_max`` times the regular delay, and
+    at or above half of it.
     """
-    if not (_PROGRESS_MIN_PERCENT <= percent < 100.0) or not (
-        policy.min_delay <= since_start < math.inf
-    ):
+    if not _PROGRESS_MIN_PERCENT <= percent < 100.0:
+        return delay
+    # Too early to tell, or a startTime so old (30 x max_timeout) that it must be garbage.
+    if not policy.min_delay <= since_start <= policy.max_timeout * 30:  # also rejects NaN
         return delay
     total = since_start * 100.0 / percent
     remaining = total - since_start
     earliest = remaining - policy.progress_margin * total
     if earliest > delay:
-        # The end is not expected before the next regular look: look again shortly before
-        # the earliest plausible end, within bounds.
-        longest = min(policy.max_delay, delay * policy.progress_lengthen_max)
-        return max(delay, min(earliest, longest))
+        # The end is not expected before the next regular look: look again a little later,
+        # still before the earliest plausible end.
+        return min(earliest, delay * policy.progress_lengthen_max, max(policy.max_delay, delay))
     if remaining < delay:
         # The projected end falls before the next regular look: look at the projected end.
         return max(policy.min_delay, delay * _SHORTEN_FLOOR, remaining)

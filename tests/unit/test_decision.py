@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ops_status.clock import format_time
 from ops_status.decision import FinalStatus, Finish, Reason, Reschedule, decide
 from ops_status.observation import ReadFailure, ReadFailureKind, StatusRead
 from ops_status.policy import PollPolicy
@@ -282,5 +283,118 @@ def test_decide_is_total_and_chains_never_outlive_their_deadline(
         state = action.next_request.state
         assert state is not None
         assert action.delay >= 0
+        assert action.not_before <= state.deadline
+        request, now = action.next_request, action.not_before
+
+
+# -- percentComplete and the read budget, through decide ---------------------------------
+
+
+def _second_read(observation: StatusRead, *, after: float = 200) -> Reschedule:
+    """The action after a first Running read at T0 and ``observation`` ``after`` s later."""
+    first = decide(fresh(), StatusRead("Running"), T0, POLICY)
+    assert isinstance(first, Reschedule)
+    action = decide(first.next_request, observation, T0 + timedelta(seconds=after), POLICY)
+    assert isinstance(action, Reschedule)
+    return action
+
+
+def test_progress_near_its_end_brings_the_next_read_forward() -> None:
+    started = format_time(T0)
+    regular = _second_read(StatusRead("Running", start_time=started))
+    near_end = _second_read(StatusRead("Running", percent_complete=95, start_time=started))
+
+    assert near_end.delay < regular.delay
+    assert near_end.delay >= POLICY.min_delay * (1 - POLICY.jitter)
+    projected = 200 * 5 / 95
+    assert projected * 0.9 <= near_end.delay <= projected * 1.1
+
+
+def test_progress_far_from_its_end_spares_a_read_within_max_delay() -> None:
+    regular = _second_read(StatusRead("Running"))
+    far = _second_read(StatusRead("Running", percent_complete=5, start_time=format_time(T0)))
+
+    assert far.delay > regular.delay
+    assert far.delay <= POLICY.max_delay * (1 + POLICY.jitter)
+
+
+def test_projection_uses_arms_start_time_when_the_watch_began_late() -> None:
+    # 95 % done, 200 s after the watch began, but ARM says the operation began 2,000 s ago:
+    # about 105 s to go, so no early read.
+    late = _second_read(
+        StatusRead(
+            "Running", percent_complete=95, start_time=format_time(T0 - timedelta(seconds=1800))
+        )
+    )
+    regular = _second_read(StatusRead("Running"))
+
+    assert late.delay == pytest.approx(regular.delay)
+
+
+@pytest.mark.parametrize(
+    "start_time",
+    [None, "yesterday", "2026-11-28T12:00:00", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00+14:00"],
+)
+def test_unusable_start_times_fall_back_to_the_first_seen_time(start_time: str | None) -> None:
+    odd = _second_read(StatusRead("Running", percent_complete=95, start_time=start_time))
+    first_seen = _second_read(StatusRead("Running", percent_complete=95))
+
+    assert odd.delay == first_seen.delay
+
+
+def test_a_low_read_budget_stretches_running_reads() -> None:
+    plenty = _second_read(StatusRead("Running", remaining_reads=249))
+    scarce = _second_read(StatusRead("Running", remaining_reads=3))
+
+    assert scarce.delay > 3 * plenty.delay
+
+
+def test_a_429_with_an_empty_budget_waits_longer_than_its_retry_after() -> None:
+    throttled = ReadFailure(
+        ReadFailureKind.THROTTLED, "HTTP 429", 429, retry_after=5, remaining_reads=0
+    )
+
+    action = decide(fresh(), throttled, T0, POLICY)
+
+    assert isinstance(action, Reschedule)
+    assert action.delay > 5
+    assert action.delay <= POLICY.read_budget_max_delay * 1.5
+    assert action.next_request.state is not None
+    assert action.next_request.state.consecutive_failures == 0
+
+
+_progress_reads = st.builds(
+    StatusRead,
+    status=st.sampled_from(["Running", "Provisioning", "Succeeded", "Failed"]),
+    percent_complete=st.none() | st.floats(min_value=0, max_value=100),
+    start_time=st.none()
+    | st.text(max_size=40)
+    | st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.just(timezone.utc),
+    ).map(format_time),
+    retry_after=st.none() | st.floats(min_value=0, max_value=1e6),
+    remaining_reads=st.none() | st.integers(min_value=0, max_value=300),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_progress_reads, min_size=1, max_size=30), st.floats(min_value=0, max_value=1e5))
+def test_decide_stays_total_and_bounded_with_progress_and_start_times(
+    observations: list[StatusRead], offset: float
+) -> None:
+    request = fresh()
+    now = T0 + timedelta(seconds=offset)
+    for observation in observations:
+        action = decide(request, observation, now, POLICY)
+        assert isinstance(action, (Reschedule, Finish))
+        if isinstance(action, Finish):
+            return
+        state = action.next_request.state
+        assert state is not None
+        assert (
+            0 <= action.delay <= max(POLICY.max_delay * (1 + POLICY.jitter), POLICY.retry_after_max)
+        )
         assert action.not_before <= state.deadline
         request, now = action.next_request, action.not_before

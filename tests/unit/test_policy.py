@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -62,5 +63,140 @@ def test_delay_is_always_within_bounds(
 
     assert delay >= POLICY.min_delay * (1 - POLICY.jitter)
     assert delay <= max(POLICY.max_delay * 4 * (1 + POLICY.jitter), POLICY.retry_after_max)
+    if retry_after is not None:
+        assert delay >= min(retry_after, POLICY.retry_after_max)
+
+
+# -- percentComplete: aim at the projected end -------------------------------------------
+
+
+def test_far_from_the_projected_end_the_delay_grows_a_bounded_amount() -> None:
+    regular = poll_delay(POLICY, elapsed=100)
+    # 10 % after 100 s: about 900 s to go, far beyond the next regular look.
+    far = poll_delay(POLICY, elapsed=100, percent_complete=10, since_start=100)
+
+    assert regular == 10
+    assert far == regular * POLICY.progress_lengthen_max
+
+
+def test_lengthening_never_passes_max_delay() -> None:
+    assert poll_delay(POLICY, elapsed=290, percent_complete=1.5 * 2, since_start=290) <= 30
+    assert poll_delay(POLICY, elapsed=3600, percent_complete=5, since_start=3600) == 30
+
+
+def test_a_projected_end_before_the_next_regular_look_moves_the_look_to_it() -> None:
+    # 95 % after 200 s: about 10.5 s to go, while the regular delay is 20 s.
+    delay = poll_delay(POLICY, elapsed=200, percent_complete=95, since_start=200)
+
+    assert delay == pytest.approx(200 * 5 / 95)
+
+
+def test_progress_stalled_near_the_end_never_makes_a_watch_spin() -> None:
+    # Stuck at 99 % after 1,000 s: the projection says "10 s to go" on every read.
+    delay = poll_delay(POLICY, elapsed=1000, percent_complete=99, since_start=1000)
+
+    assert delay == POLICY.max_delay / 2
+    assert poll_delay(POLICY, elapsed=30, percent_complete=99.9, since_start=30) == 5
+
+
+def test_arms_start_time_projects_from_the_operations_real_start() -> None:
+    # Watched for 200 s and 95 % done, but the operation started 2,000 s ago.
+    from_start = poll_delay(POLICY, elapsed=200, percent_complete=95, since_start=2000)
+    from_first_seen = poll_delay(POLICY, elapsed=200, percent_complete=95)
+
+    assert from_start == 20  # ~105 s to go: the regular look comes first
+    assert from_first_seen == pytest.approx(200 * 5 / 95)  # ~10.5 s to go
+
+
+@pytest.mark.parametrize(
+    ("percent", "since_start"),
+    [(0, 100), (1, 100), (100, 100), (50, 0), (50, 2), (50, float("nan")), (float("nan"), 50)],
+)
+def test_progress_that_cannot_be_projected_leaves_the_regular_delay(
+    percent: float, since_start: float
+) -> None:
+    assert poll_delay(POLICY, elapsed=100, percent_complete=percent, since_start=since_start) == 10
+
+
+def test_projection_can_be_switched_off() -> None:
+    off = PollPolicy(min_delay=5, max_delay=30, growth=0.1, progress_projection=False)
+
+    assert poll_delay(off, elapsed=200, percent_complete=95, since_start=200) == 20
+
+
+def test_failures_back_off_whatever_the_last_progress_said() -> None:
+    delay = poll_delay(
+        POLICY, elapsed=200, consecutive_failures=3, percent_complete=95, since_start=200
+    )
+
+    assert delay == 20
+
+
+# -- remaining subscription reads -------------------------------------------------------
+
+
+def test_the_stretch_grows_as_the_read_budget_empties() -> None:
+    delays = [
+        poll_delay(POLICY, elapsed=120, remaining_reads=r) for r in (250, 200, 150, 100, 50, 0)
+    ]
+
+    assert delays[:2] == [12, 12]  # at or above low_read_budget: no stretch
+    assert delays == sorted(delays)
+    assert delays[2] > 12
+    assert delays[-1] == POLICY.read_budget_max_delay
+
+
+def test_a_stretched_delay_is_bounded_and_spread_wider_than_the_jitter() -> None:
+    low = poll_delay(POLICY, elapsed=3600, remaining_reads=0, jitter=-1.0)
+    high = poll_delay(POLICY, elapsed=3600, remaining_reads=0, jitter=0.999)
+
+    assert low == pytest.approx(POLICY.read_budget_max_delay * 0.5)
+    assert high == pytest.approx(POLICY.read_budget_max_delay * 1.4995)
+
+
+def test_the_stretch_never_shortens_and_never_passes_retry_after_max() -> None:
+    tight = PollPolicy(min_delay=5, max_delay=30, retry_after_max=40, read_budget_max_delay=120)
+
+    assert poll_delay(tight, elapsed=3600, remaining_reads=0, jitter=0.999) == 40
+    # a young watch whose stretched delay, spread low, would fall below its own delay
+    young = poll_delay(POLICY, elapsed=0, remaining_reads=199, jitter=-1.0)
+    assert young >= POLICY.min_delay * (1 - POLICY.jitter)
+
+
+@given(
+    elapsed=st.floats(min_value=-1e6, max_value=1e9, allow_nan=False),
+    failures=st.integers(min_value=0, max_value=40),
+    retry_after=st.none() | st.floats(min_value=0, max_value=1e9),
+    remaining=st.none() | st.integers(min_value=-5, max_value=10_000),
+    jitter=st.floats(min_value=-1, max_value=0.999),
+    percent=st.none() | st.floats(min_value=0, max_value=100),
+    since_start=st.none() | st.floats(min_value=0, max_value=1e12),
+)
+def test_delay_with_progress_is_always_within_bounds(
+    elapsed: float,
+    failures: int,
+    retry_after: float | None,
+    remaining: int | None,
+    jitter: float,
+    percent: float | None,
+    since_start: float | None,
+) -> None:
+    delay = poll_delay(
+        POLICY,
+        elapsed=elapsed,
+        consecutive_failures=failures,
+        retry_after=retry_after,
+        remaining_reads=remaining,
+        jitter=jitter,
+        percent_complete=percent,
+        since_start=since_start,
+    )
+
+    assert delay >= POLICY.min_delay * (1 - POLICY.jitter)
+    assert delay <= max(POLICY.max_delay * (1 + POLICY.jitter), POLICY.retry_after_max)
+    if remaining is None or remaining >= POLICY.low_read_budget:
+        assert delay <= max(
+            POLICY.max_delay * (1 + POLICY.jitter), min(retry_after or 0, POLICY.retry_after_max)
+        )
     if retry_after is not None:
         assert delay >= min(retry_after, POLICY.retry_after_max)
