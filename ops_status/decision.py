@@ -134,8 +134,7 @@ def _after_status(
         policy,
         retry_after=read.retry_after,
         remaining_reads=read.remaining_reads,
-        percent_complete=read.percent_complete,
-        since_start=_since_start(read.start_time, now),
+        last_read=read,
     )
 
 
@@ -212,10 +211,12 @@ def _again(
     *,
     retry_after: float | None,
     remaining_reads: int | None,
+    last_read: StatusRead | None = None,
     last_failure: ReadFailure | None = None,
-    percent_complete: float | None = None,
-    since_start: float | None = None,
 ) -> Action:
+    """Reschedule, or time out when the deadline has passed. ``last_read`` is this step's
+    read when it succeeded (its progress aims the next look; its details go into a
+    timed-out event), ``last_failure`` this step's failed read."""
     remaining = (state.deadline - now).total_seconds()
     if remaining <= 0:
         return Finish(
@@ -225,6 +226,10 @@ def _again(
                 last_failure.error if last_failure else None,
                 arm_status=state.last_status,
                 detail=last_failure.detail if last_failure else None,
+                start_time=last_read.start_time if last_read else None,
+                operation_name=last_read.name if last_read else None,
+                resource_id=last_read.resource_id if last_read else None,
+                percent_complete=last_read.percent_complete if last_read else None,
             ),
             request,
         )
@@ -235,8 +240,8 @@ def _again(
         retry_after=retry_after,
         remaining_reads=remaining_reads,
         jitter=jitter_fraction(request.watch_key, state.attempt),
-        percent_complete=percent_complete,
-        since_start=since_start,
+        percent_complete=last_read.percent_complete if last_read else None,
+        since_start=_since_start(last_read.start_time, now) if last_read else None,
     )
     # One last look exactly at the deadline rather than overshooting it.
     delay = min(delay, remaining)

@@ -398,3 +398,24 @@ def test_decide_stays_total_and_bounded_with_progress_and_start_times(
         )
         assert action.not_before <= state.deadline
         request, now = action.next_request, action.not_before
+
+
+def test_timed_out_outcome_keeps_the_details_of_the_last_read() -> None:
+    first = decide(fresh(), StatusRead("Running"), T0, POLICY)
+    assert isinstance(first, Reschedule)
+    last_read = StatusRead(
+        "Running",
+        percent_complete=70,
+        start_time="2026-11-28T11:59:00.000Z",
+        name="op-name",
+        resource_id="/subscriptions/x/operationsStatus/op",
+    )
+
+    late = decide(first.next_request, last_read, T0 + timedelta(hours=2), POLICY)
+
+    assert isinstance(late, Finish)
+    assert late.outcome.status is FinalStatus.TIMED_OUT
+    assert late.outcome.percent_complete == 70
+    assert late.outcome.operation_name == "op-name"
+    assert late.outcome.resource_id == "/subscriptions/x/operationsStatus/op"
+    assert late.outcome.start_time == "2026-11-28T11:59:00.000Z"
