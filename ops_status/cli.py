@@ -124,7 +124,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _submit(args: argparse.Namespace) -> int:
     from ops_status.bootstrap import build_dependencies
-    from ops_status.clock import utcnow
     from ops_status.pipeline import initial_watch_message, prepare_watch, submit_watch
 
     sending = not args.dry_run
@@ -139,7 +138,7 @@ def _submit(args: argparse.Namespace) -> int:
     if sending:
         outputs = build_dependencies(settings, status_reader=_NoStatusReader()).outputs
         with _closed_after(outputs):
-            message = submit_watch(request, outputs, now=utcnow())
+            message = submit_watch(request, outputs)
     else:
         message = initial_watch_message(request)
     if args.json:
@@ -333,7 +332,7 @@ class _NoStatusReader:
 class _NoOutputs:
     """``check`` and ``watch`` send nothing; this stands in so no Service Bus client is built."""
 
-    def schedule_watch(self, message: object, enqueue_at: datetime) -> None:
+    def schedule_watch(self, message: object, enqueue_at: datetime | None) -> None:
         raise AssertionError("check and watch send nothing")
 
     def send_event(self, message: object) -> None:

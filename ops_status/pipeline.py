@@ -66,13 +66,15 @@ def initial_watch_message(request: WatchRequest) -> OutboundMessage:
     )
 
 
-def submit_watch(request: WatchRequest, outputs: Outputs, *, now: datetime) -> OutboundMessage:
+def submit_watch(request: WatchRequest, outputs: Outputs) -> OutboundMessage:
     """Put ``request`` on the watch queue, receivable at once; returns what was sent.
+
+    Sent unscheduled, so a runner whose clock runs ahead cannot delay the first read.
 
     Raises ``ServiceBusSendError`` when the send fails.
     """
     message = initial_watch_message(request)
-    outputs.schedule_watch(message, now)
+    outputs.schedule_watch(message, None)
     return message
 
 

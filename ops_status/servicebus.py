@@ -34,8 +34,9 @@ logger = logging.getLogger(__name__)
 class Outputs(Protocol):
     """Where the handler's follow-ups go. Tests pass an in-memory recorder."""
 
-    def schedule_watch(self, message: OutboundMessage, enqueue_at: datetime) -> None:
-        """Put ``message`` on the watch queue, receivable from ``enqueue_at``."""
+    def schedule_watch(self, message: OutboundMessage, enqueue_at: datetime | None) -> None:
+        """Put ``message`` on the watch queue, receivable from ``enqueue_at`` (None: at once,
+        by the broker's clock rather than ours)."""
 
     def send_event(self, message: OutboundMessage) -> None:
         """Publish ``message`` on the events topic."""
@@ -58,10 +59,13 @@ class ServiceBusOutputClient:
         self._senders: dict[str, ServiceBusSender] = {}
         self._locks = {queue: threading.Lock(), topic: threading.Lock()}
 
-    def schedule_watch(self, message: OutboundMessage, enqueue_at: datetime) -> None:
-        sb_message = _to_sdk(
-            message, scheduled_enqueue_time_utc=enqueue_at.astimezone(timezone.utc)
-        )
+    def schedule_watch(self, message: OutboundMessage, enqueue_at: datetime | None) -> None:
+        if enqueue_at is None:
+            sb_message = _to_sdk(message)
+        else:
+            sb_message = _to_sdk(
+                message, scheduled_enqueue_time_utc=enqueue_at.astimezone(timezone.utc)
+            )
         self._send(self._queue, sb_message, message)
 
     def send_event(self, message: OutboundMessage) -> None:

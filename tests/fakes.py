@@ -27,7 +27,7 @@ class RecordingOutputs:
     fail_next: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def schedule_watch(self, message: OutboundMessage, enqueue_at: datetime) -> None:
+    def schedule_watch(self, message: OutboundMessage, enqueue_at: datetime | None) -> None:
         with self._lock:
             self._maybe_fail()
             self.scheduled.append((message, enqueue_at))

@@ -25,7 +25,7 @@ class DieAfterSending:
         self._inner = inner
         self._kind = kind
 
-    def schedule_watch(self, message: OutboundMessage, enqueue_at: datetime) -> None:
+    def schedule_watch(self, message: OutboundMessage, enqueue_at: datetime | None) -> None:
         self._inner.schedule_watch(message, enqueue_at)
         if self._kind == "schedule":
             os._exit(137)

@@ -63,11 +63,11 @@ def test_submit_sends_the_validated_body_now_with_the_first_deterministic_id(
     request = prepare_watch(parts(correlationId="run-1", context={"a": "1"}), settings)
     outputs = RecordingOutputs()
 
-    message = submit_watch(request, outputs, now=START)
+    message = submit_watch(request, outputs)
 
     [(sent, enqueue_at)] = outputs.scheduled
     assert sent is message
-    assert enqueue_at == START
+    assert enqueue_at is None  # unscheduled: receivable at once by the broker's clock
     assert message.message_id == watch_message_id(request) == f"{request.watch_key}.0"
     assert message.correlation_id == "run-1"
     assert message.application_properties == {"operationId": "op-1", "attempt": 0}
