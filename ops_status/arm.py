@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import requests
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError
+from requests.adapters import HTTPAdapter
 
 from ops_status import __version__
 from ops_status.clock import utcnow
@@ -35,7 +36,7 @@ from ops_status.observation import (
 )
 from ops_status.request import WatchRequest
 
-__all__ = ["MAX_RESPONSE_BYTES", "USER_AGENT", "ArmClient"]
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "MAX_RESPONSE_BYTES", "USER_AGENT", "ArmClient"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,11 @@ USER_AGENT = f"ops-status/{__version__} python-requests/{requests.__version__}"
 # A status document is well under 10 KB; a larger answer is hostile or broken.
 MAX_RESPONSE_BYTES = 1024 * 1024
 _CHUNK = 64 * 1024
+# Keep-alive connections kept per host. requests' default (10) is below the host's
+# concurrency (maxConcurrentCalls 16, the Python worker's thread pool up to 32): every
+# read beyond 10 in flight opened a connection that was then thrown away ("Connection
+# pool is full, discarding connection"), so connections grew with the message count.
+DEFAULT_MAX_CONNECTIONS = 32
 
 
 class ArmClient:
@@ -65,13 +71,20 @@ class ArmClient:
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         session: requests.Session | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self._endpoint = endpoint.rstrip("/")
         self._netloc = urlsplit(self._endpoint).netloc
         self._scope = self._endpoint + "/.default"
         self._credential = credential
         self._timeout = (connect_timeout, read_timeout)
-        self._session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            # Sized for the caller's concurrency: one kept connection per concurrent read.
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max_connections)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self._session = session
         # Proxies from the environment would see the bearer token; ARM is reached directly.
         self._session.trust_env = False
 

@@ -57,7 +57,7 @@ def reset_dependencies() -> None:
     with _lock:
         current, _dependencies = _dependencies, None
     if current is not None:
-        for resource in (current.status_reader, current.outputs):
+        for resource in (current.status_reader, current.outputs, current.credential):
             close = getattr(resource, "close", None)
             if callable(close):
                 close()

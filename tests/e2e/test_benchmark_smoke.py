@@ -1,0 +1,103 @@
+"""The benchmarks' core functions, run with tiny numbers: they finish and their counts add up.
+
+Structural facts only (what was sent, how many tokens and connections): speed is measured
+by the benchmarks themselves (docs/performance.md), never asserted in tests.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from benchmarks.cold_start import IoCounters, parse_importtime, run_cold_start
+from benchmarks.cold_start import format_report as format_cold_start
+from benchmarks.handler_cost import (
+    SERVICEBUS_RESOURCE,
+    VariantResult,
+    format_report,
+    kind_of,
+    run_benchmark,
+    targets,
+)
+
+# More handlers than requests' default pool of 10 keeps, with ARM reads that overlap
+# (200 ms each) over two rounds: a pool of 10 would open 2 throw-away connections a round.
+CONCURRENCY = 12
+ARM_LATENCY = 0.2
+
+
+def expected(result: VariantResult) -> Counter[str]:
+    return Counter(
+        "rescheduled" if kind_of(i) == "running" else "finished" for i in range(result.messages)
+    )
+
+
+def test_handler_cost_runs_every_variant_and_its_counts_add_up() -> None:
+    report = run_benchmark(
+        messages=24, naive_messages=4, concurrency=CONCURRENCY, arm_latency=ARM_LATENCY
+    )
+
+    handler, worker, naive = report.results
+    assert [r.messages for r in report.results] == [24, 24, 4]
+    for result in report.results:
+        assert result.errors == 0, result.first_error
+        assert result.first_error is None
+        assert result.arm_requests == result.messages
+        # Running operations were rescheduled on the queue, finished ones published.
+        assert result.queue_sent == expected(result)["rescheduled"]
+        assert result.topic_sent == expected(result)["finished"]
+        assert result.rss_peak_kib >= result.rss_end_kib > 0
+    assert worker.actions["completed"] == worker.messages
+
+    for ours in (handler, worker):
+        # One token per scope for the whole run, whatever the concurrency.
+        assert ours.token_requests.pop(SERVICEBUS_RESOURCE) == 1
+        assert list(ours.token_requests.values()) == [1]  # the ARM scope
+        # Kept connections, bounded by the concurrency; none opened only to be discarded.
+        assert 1 <= ours.arm_connections <= CONCURRENCY
+        assert "urllib3.connectionpool" not in ours.warnings
+    assert handler.amqp_connections == 2  # one sender per entity
+    assert worker.amqp_connections <= CONCURRENCY + 2  # receivers + the two senders
+
+    # The naive variant pays everything per message: that is what it is there to show.
+    assert naive.token_requests.pop(SERVICEBUS_RESOURCE) == naive.messages
+    assert list(naive.token_requests.values()) == [naive.messages]
+    assert naive.arm_connections == naive.messages
+    assert naive.amqp_connections == naive.messages
+
+    text = format_report(report)
+    assert all(r.name in text for r in report.results)
+    assert {name for name, _, _ in targets(report)} >= {"handler >= 10x naive (msg/s)"}
+
+
+def test_cold_start_imports_without_io_and_handles_a_first_message() -> None:
+    report = run_cold_start(repeat=1, first_message_repeat=1, quick=True)
+
+    [ours] = report.ours
+    assert ours.total_us > 0
+    assert "function_app" in ours.modules
+    # azure.identity (msal, cryptography) waits for the first message.
+    assert report.sdk_modules["azure.identity"] is False
+    assert report.sdk_modules["azure.servicebus"] is True
+    assert report.import_io.zero, report.import_io
+    [run] = report.first_message
+    assert 0 < run["started"] < run["imported"] <= run["built"] < run["first"]
+    # Two messages in one process: a token per scope, one kept ARM connection, one sender.
+    assert report.first_message_io == IoCounters(
+        token_requests=2, arm_requests=2, arm_connections=1, amqp_connections=1
+    )
+    assert "First message" in format_cold_start(report)
+
+
+def test_importtime_lines_are_parsed_with_their_depth() -> None:
+    stderr = (
+        "import time: self [us] | cumulative | imported package\n"
+        "import time:       120 |        120 |     ops_status.clock\n"
+        "import time:       300 |        420 |   ops_status\n"
+        "import time:        80 |        500 | function_app\n"
+    )
+
+    assert parse_importtime(stderr) == [
+        (120, 120, 2, "ops_status.clock"),
+        (300, 420, 1, "ops_status"),
+        (80, 500, 0, "function_app"),
+    ]
