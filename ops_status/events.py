@@ -227,13 +227,25 @@ def _cloudevent(
 
 
 def _encode(envelope: Mapping[str, Any]) -> bytes:
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
+    # JSON text may escape lone surrogates ("\ud800") that Python then holds in a str; a
+    # request's context or ARM's error payload can carry them. They cannot be UTF-8
+    # encoded: replace them ("?") rather than raise on every redelivery.
+    text = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", "replace")
 
 
 def _fit(envelope: dict[str, Any]) -> bytes:
-    """Encode, shrinking ARM's error payload (only) until the body fits, with a marker."""
-    body = _encode(envelope)
-    if len(body) <= MAX_EVENT_BODY_BYTES:
+    """Encode, shrinking ARM's error payload (only) until the body fits, with a marker.
+
+    An error nested deeper than the encoder's recursion limit (ARM answered with JSON
+    that ``json.loads`` could still parse, but ``dumps`` plus the envelope cannot) is
+    treated like an oversized one: shrunk to a bounded depth, never a RecursionError.
+    """
+    try:
+        body = _encode(envelope)
+    except RecursionError:
+        body = None
+    if body is not None and len(body) <= MAX_EVENT_BODY_BYTES:
         return body
     data = envelope["data"]
     error = data.get("error")

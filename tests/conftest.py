@@ -31,3 +31,31 @@ def sample_bytes(name: str) -> bytes:
 @pytest.fixture
 def settings() -> Settings:
     return load_settings(BASE_ENVIRONMENT)
+
+
+# -- secrets: nothing the suite logs or publishes may carry a token or key ------------
+
+from tests import secrets as _secrets  # noqa: E402
+
+_secrets.install()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secrets_logged_or_published() -> Any:
+    """Fails the session if any log record or published message carried a secret.
+
+    Starts with a self-test: a fake token injected into a log record must be caught,
+    so the check cannot pass by capturing nothing.
+    """
+    import logging
+
+    probe = logging.getLogger("ops_status.secrets_self_test")
+    probe.warning("self-test Authorization: Bearer sim-0123456789abcdef")
+    caught = [f for f in _secrets.CAPTURE.findings if "secrets_self_test" in f.where]
+    assert {f.secret for f in caught} >= {"Bearer ", "sim-0123456789abcdef"}, (
+        "the secret detector did not see an injected secret"
+    )
+    _secrets.CAPTURE.clear()
+    yield
+    findings = _secrets.CAPTURE.report()
+    assert not findings, f"secrets were logged or published:\n{findings}"

@@ -1,0 +1,486 @@
+"""Hostile watch requests and ARM answers: nothing escapes but the rejection type, and no
+accepted input can send a request (and its bearer token) to any host but the ARM endpoint.
+
+Extends the property tests in test_request.py / test_observation.py with the classic
+URL-confusion tricks (user-info, encoded slashes and dots, backslashes, look-alike and
+IDN hosts, ports, ``//`` prefixes, CR/LF, NUL) and the JSON ones (deep nesting,
+non-UTF-8, duplicate keys, huge numbers, lone surrogates), down to the full handler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import requests
+from azure.core.credentials import AccessToken
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ops_status.arm import ArmClient
+from ops_status.bootstrap import build_dependencies
+from ops_status.errors import InvalidWatchRequestError
+from ops_status.handler import handle_watch_message
+from ops_status.observation import ReadFailure, StatusRead, classify_response
+from ops_status.request import WatchRequest, parse_watch_request
+from ops_status.settings import Settings
+from tests.contracts import assert_valid_event
+from tests.fakes import RecordingOutputs
+
+ARM = "https://management.azure.com"
+SUB = "e7b5a9d2-6b6a-4d2f-9143-20d9a10f5b8f"
+GOOD_PATH = f"/subscriptions/{SUB}/providers/Microsoft.Cache/locations/westus/operationsStatus/op-1"
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+TOKEN = "sim-0123456789abcdef"
+
+HOSTILE_STATUS_URLS = [
+    f"https://user@management.azure.com{GOOD_PATH}?api-version=2025-07-01",
+    f"https://user:pw@management.azure.com{GOOD_PATH}?api-version=2025-07-01",
+    f"https://management.azure.com@evil.example{GOOD_PATH}?api-version=2025-07-01",
+    f"https://management.azure.com%40evil.example{GOOD_PATH}?api-version=2025-07-01",
+    f"https://management.azure.com%2F@evil.example{GOOD_PATH}?api-version=2025-07-01",
+    f"https://evil.example#@management.azure.com{GOOD_PATH}?api-version=2025-07-01",
+    f"https://evil.example?@management.azure.com{GOOD_PATH}?api-version=2025-07-01",
+    f"https://management.azure.com\\@evil.example{GOOD_PATH}?api-version=2025-07-01",
+    f"https://management.azure.com\\evil.example{GOOD_PATH}?api-version=2025-07-01",
+    f"https:\\\\management.azure.com{GOOD_PATH}?api-version=2025-07-01",
+    f"https://management.azure.com.evil.example{GOOD_PATH}?api-version=2025-07-01",
+    f"https://management.azure.com.{GOOD_PATH}?api-version=2025-07-01",
+    f"https://evilmanagement.azure.com{GOOD_PATH}?api-version=2025-07-01",
+    f"https://manag\u0435ment.azure.com{GOOD_PATH}?api-version=2025-07-01",  # Cyrillic ie
+    f"https://xn--managment-9fg.azure.com{GOOD_PATH}?api-version=2025-07-01",
+    f"https://management.azure.com:444{GOOD_PATH}?api-version=2025-07-01",
+    f"https://management.azure.com:80{GOOD_PATH}?api-version=2025-07-01",
+    f"https://management.azure.com:99999{GOOD_PATH}?api-version=2025-07-01",
+    f"https://management.azure.com:-1{GOOD_PATH}?api-version=2025-07-01",
+    f"http://management.azure.com{GOOD_PATH}?api-version=2025-07-01",
+    f"//evil.example{GOOD_PATH}?api-version=2025-07-01",
+    f"///evil.example{GOOD_PATH}?api-version=2025-07-01",
+    f"https:evil.example{GOOD_PATH}?api-version=2025-07-01",
+    f"https:/management.azure.com{GOOD_PATH}?api-version=2025-07-01",
+    f"https://evil.example/https://management.azure.com{GOOD_PATH}?api-version=2025-07-01",
+    f"https://management.azure.com//evil.example{GOOD_PATH}?api-version=2025-07-01",
+    f"https://management.azure.com/subscriptions/{SUB}/..%2F..%2Fevil?api-version=2025-07-01",
+    f"https://management.azure.com/subscriptions/{SUB}/%2e%2e/%2e%2e/x?api-version=2025-07-01",
+    f"https://management.azure.com/subscriptions/{SUB}/../../x?api-version=2025-07-01",
+    f"https://management.azure.com/subscriptions/{SUB}/./x?api-version=2025-07-01",
+    f"https://management.azure.com/subscriptions/{SUB}/a%2Fb?api-version=2025-07-01",
+    f"https://management.azure.com/subscriptions/{SUB}/a%5Cb?api-version=2025-07-01",
+    f"https://management.azure.com/subscriptions/{SUB}/a%252Fb?api-version=2025-07-01",
+    f"https://management.azure.com/subscriptions/{SUB}/a%00b?api-version=2025-07-01",
+    f"https://management.azure.com/subscriptions/{SUB}/a\r\nHost: evil.example"
+    "?api-version=2025-07-01",
+    f"https://management.azure.com/subscriptions/{SUB}/a\x00b?api-version=2025-07-01",
+    f"https://management.azure.com/subscriptions/{SUB}/a\tb?api-version=2025-07-01",
+    f"https://management.azure.com/subscriptions/{SUB}/x?api-version=2025-07-01#frag",
+    f"https://management.azure.com/subscriptions/{SUB}/x?api-version=2025-07-01&api-version=1",
+    f"https://management.azure.com/subscriptions/{SUB}/x",
+    "https://management.azure.com/" + "a/" * 1100 + "?api-version=2025-07-01",
+    "https://[::1]/subscriptions/x",
+    "javascript:alert(1)",
+    "file:///etc/passwd",
+    "",
+]
+
+
+def parse(document: Any, endpoint: str = ARM) -> WatchRequest:
+    body = document if isinstance(document, bytes) else json.dumps(document).encode()
+    return parse_watch_request(body, arm_endpoint=endpoint)
+
+
+def assert_stays_on_endpoint(request: WatchRequest, endpoint: str = ARM) -> None:
+    """The one property that protects the token: endpoint + path stays on the endpoint."""
+    path = request.target.status_path
+    final = urlsplit(endpoint + path)
+    assert final.netloc == urlsplit(endpoint).netloc
+    assert final.scheme == urlsplit(endpoint).scheme
+    assert path.startswith("/subscriptions/")
+    assert not path.startswith("//")
+    segments = final.path.split("/")[1:]
+    assert all(s and unquote(s) not in (".", "..") for s in segments), path
+    assert not any(c in path for c in "\\#\r\n\x00\t ")
+    assert all(0x20 < ord(c) < 0x7F for c in path)
+
+
+@pytest.mark.parametrize("status_url", HOSTILE_STATUS_URLS)
+def test_hostile_status_urls_are_refused(status_url: str) -> None:
+    with pytest.raises(InvalidWatchRequestError):
+        parse({"statusUrl": status_url})
+
+
+@pytest.mark.parametrize(
+    "operation_id",
+    [
+        "../x",
+        "..",
+        ".",
+        "%2e%2e",
+        "a/b",
+        "a%2Fb",
+        "a\\b",
+        "a?x=1",
+        "a#b",
+        "a b",
+        "a\r\nb",
+        "a\x00b",
+        "//evil.example",
+        "é",
+        "x" * 257,
+        "",
+    ],
+)
+def test_hostile_operation_ids_are_refused(operation_id: str) -> None:
+    with pytest.raises(InvalidWatchRequestError):
+        parse({"subscriptionId": SUB, "location": "westus", "operationId": operation_id})
+
+
+@pytest.mark.parametrize("operation_id", ["@evil.example", "a@b:c", "*", "~x", "a=b+c"])
+def test_odd_but_legal_operation_ids_stay_in_the_path(operation_id: str) -> None:
+    request = parse({"subscriptionId": SUB, "location": "westus", "operationId": operation_id})
+    assert_stays_on_endpoint(request)
+
+
+@pytest.mark.parametrize(
+    "location", ["west/us", "..", "west%2Fus", "west\nus", "//evil", "westus\x00", "w" * 65]
+)
+def test_hostile_locations_are_refused(location: str) -> None:
+    with pytest.raises(InvalidWatchRequestError):
+        parse({"subscriptionId": SUB, "location": location, "operationId": "op"})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+        b'{"context":' + b'{"a":' * 40 + b"1" + b"}" * 40 + b"}",
+        b"\xff\xfe{}",
+        b'{"operationId": "\xc3\x28"}',
+        b"\xed\xa0\x80",
+        b'{"operationId": "a", "operationId": "b"}',
+        b'{"timeout": 1e400, "subscriptionId": "x"}',
+        b'{"timeout": ' + b"9" * 5000 + b"}",
+        b'{"timeout": -0.0}',
+        b'{"timeout": NaN}',
+        b'{"timeout": Infinity}',
+        b'{"pollState": {"attempt": ' + b"9" * 4000 + b"}}",
+        b'{"correlationId": "' + b"c" * 10_000 + b'"}',
+        b'{"statusUrl": "' + b"h" * 70_000 + b'"}',
+        b"\x00",
+        b"",
+        b"null",
+        b'"string"',
+        b'{"statusUrl": "\\ud800"}',
+        b'{"correlationId": "\\udc00"}',
+    ],
+)
+def test_hostile_json_is_refused_with_the_rejection_type_only(body: bytes) -> None:
+    with pytest.raises(InvalidWatchRequestError):
+        parse_watch_request(body, arm_endpoint=ARM)
+
+
+# -- properties -----------------------------------------------------------------------
+
+_URL_PIECES = st.sampled_from(
+    [
+        "https://",
+        "http://",
+        "//",
+        "/",
+        "\\",
+        "@",
+        ":",
+        ":443",
+        ":444",
+        "management.azure.com",
+        "MANAGEMENT.AZURE.COM",
+        "evil.example",
+        ".",
+        "..",
+        "%2e",
+        "%2E%2E",
+        "%2f",
+        "%5c",
+        "%40",
+        "%25",
+        "%00",
+        "#",
+        "?",
+        "&",
+        "api-version=2025-07-01",
+        "subscriptions",
+        SUB,
+        "providers",
+        "Microsoft.Cache",
+        "operationsStatus",
+        "op",
+        "\r\n",
+        "\x00",
+        "é",
+        "xn--",
+        "[::1]",
+    ]
+)
+_HOSTILE_URLS = st.one_of(
+    st.lists(_URL_PIECES, max_size=14).map("".join),
+    st.tuples(
+        st.sampled_from(["https://management.azure.com", "https://management.azure.com:443", ""]),
+        st.lists(_URL_PIECES, max_size=10).map("".join),
+        st.sampled_from(["", "?api-version=2025-07-01", "&api-version=2025-07-01"]),
+    ).map("".join),
+    st.text(max_size=200).map(lambda s: f"https://management.azure.com/subscriptions/{SUB}/" + s),
+)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_HOSTILE_URLS)
+def test_no_status_url_can_leave_the_endpoint(status_url: str) -> None:
+    try:
+        request = parse({"statusUrl": status_url})
+    except InvalidWatchRequestError:
+        return
+    assert_stays_on_endpoint(request)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_HOSTILE_URLS, st.sampled_from(["http://127.0.0.1:8080", "http://localhost:1", ARM]))
+def test_no_status_url_can_leave_any_configured_endpoint(status_url: str, endpoint: str) -> None:
+    try:
+        request = parse({"statusUrl": status_url}, endpoint)
+    except InvalidWatchRequestError:
+        return
+    assert_stays_on_endpoint(request, endpoint)
+
+
+_JSON_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=False),
+    st.text(max_size=40),
+)
+_JSON = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "subscriptionId",
+                "location",
+                "operationId",
+                "apiVersion",
+                "statusUrl",
+                "correlationId",
+                "timeout",
+                "deadline",
+                "context",
+                "pollState",
+            ]
+        ),
+        st.one_of(_JSON, _HOSTILE_URLS),
+        max_size=8,
+    )
+)
+def test_any_json_document_is_refused_or_stays_on_the_endpoint(document: dict[str, Any]) -> None:
+    try:
+        request = parse(document)
+    except InvalidWatchRequestError:
+        return
+    assert_stays_on_endpoint(request)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=100, max_value=599), st.binary(max_size=300), _JSON)
+def test_classify_response_never_raises_on_any_answer(
+    status: int, body: bytes, document: Any
+) -> None:
+    for raw in (body, json.dumps(document).encode(), json.dumps({"status": document}).encode()):
+        observation = classify_response(
+            status, {"retry-after": raw[:40].decode("latin-1")}, raw, now=NOW
+        )
+        assert isinstance(observation, (StatusRead, ReadFailure))
+
+
+# -- the whole handler ----------------------------------------------------------------
+
+
+class _Credential:
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(TOKEN, 2**40)
+
+
+class _CapturingSession(requests.Session):
+    """Records where ArmClient would send the token; answers nothing (a connection error)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def get(self, url: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        self.urls.append(url)
+        raise requests.ConnectionError("no network in unit tests")
+
+
+HOSTILE_BODIES: list[bytes] = [
+    *(json.dumps({"statusUrl": u, "correlationId": "run-1"}).encode() for u in HOSTILE_STATUS_URLS),
+    b"\xff" * 100,
+    b'{"a":' * 5000 + b"1" + b"}" * 5000,
+    b'{"subscriptionId": "x", "subscriptionId": "y"}',
+    json.dumps({"subscriptionId": SUB, "location": "westus", "operationId": "../../evil"}).encode(),
+    json.dumps(
+        {"subscriptionId": SUB, "location": "westus", "operationId": "@evil.example"}
+    ).encode(),
+    json.dumps(
+        {"statusUrl": f"https://management.azure.com{GOOD_PATH}?api-version=2025-07-01"}
+    ).encode(),
+    b'{"subscriptionId": "' + SUB.encode() + b'", "location": "westus", "operationId": "op",'
+    b' "context": {"x": "\\ud800"}}',
+]
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES)
+def test_handler_on_hostile_bodies_rejects_or_reads_only_from_the_arm_host(
+    settings: Settings, body: bytes
+) -> None:
+    session = _CapturingSession()
+    reader = ArmClient(ARM, _Credential(), session=session)  # type: ignore[arg-type]
+    outputs = RecordingOutputs()
+    deps = build_dependencies(settings, status_reader=reader, outputs=outputs, clock=lambda: NOW)
+
+    result = handle_watch_message(body, deps, message_id="hostile-1")
+
+    if result.action == "rejected":
+        [event] = outputs.events
+        document = assert_valid_event(event.body)
+        assert document["type"] == "OpsStatus.Watch.Rejected"
+        assert session.urls == []
+    else:
+        assert session.urls, "an accepted request reads the status"
+    for url in session.urls:
+        assert urlsplit(url).netloc == "management.azure.com"
+        assert urlsplit(url).path.startswith("/subscriptions/")
+    for message in [e.body for e in outputs.events] + [m.body for m, _ in outputs.scheduled]:
+        assert TOKEN.encode() not in message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"status": "Failed", "error": {"code": "X", "message": "\\ud800 \\udfff"}}',
+        b'{"status": "Succeeded", "name": "\\ud800"}',
+    ],
+)
+def test_lone_surrogates_from_arm_still_give_a_valid_terminal_event(
+    settings: Settings, body: bytes
+) -> None:
+    # Regression: events were encoded with str.encode() and raised UnicodeEncodeError on
+    # every redelivery, so the watch ended in the dead-letter queue with no event.
+    class Reader:
+        def get_operation_status(self, request: WatchRequest) -> Any:
+            return classify_response(200, {}, body, now=NOW)
+
+    outputs = RecordingOutputs()
+    deps = build_dependencies(settings, status_reader=Reader(), outputs=outputs, clock=lambda: NOW)
+    good = json.dumps({"subscriptionId": SUB, "location": "westus", "operationId": "op"}).encode()
+
+    result = handle_watch_message(good, deps)
+
+    assert result.action == "finished"
+    [event] = outputs.events
+    assert_valid_event(event.body)
+    event.body.decode("utf-8")  # strict: valid UTF-8
+
+
+def test_lone_surrogate_in_a_context_still_gives_a_valid_terminal_event(settings: Settings) -> None:
+    outputs = RecordingOutputs()
+
+    class Reader:
+        def get_operation_status(self, request: WatchRequest) -> Any:
+            return StatusRead("Succeeded")
+
+    deps = build_dependencies(settings, status_reader=Reader(), outputs=outputs, clock=lambda: NOW)
+    body = HOSTILE_BODIES[-1]
+
+    assert handle_watch_message(body, deps).action == "finished"
+    [event] = outputs.events
+    assert_valid_event(event.body)
+    with contextlib.suppress(KeyError):
+        assert json.loads(event.body)["data"]["context"] == {"x": "?"}
+
+
+@pytest.mark.parametrize("levels", [600, 2_000])
+def test_an_error_too_deep_to_encode_is_shrunk_not_raised(settings: Settings, levels: int) -> None:
+    # Regression: ARM JSON that json.loads could parse but the event's json.dumps (a few
+    # levels deeper) could not raised RecursionError on every redelivery: the watch was
+    # dead-lettered with no event. Built directly, so the depth does not depend on the stack.
+    error: dict[str, Any] = {"code": "Leaf", "message": "bottom"}
+    for _ in range(levels):
+        error = {"code": "Nested", "message": "level", "details": [error]}
+
+    class Reader:
+        def get_operation_status(self, request: WatchRequest) -> Any:
+            return StatusRead("Failed", error=error)
+
+    outputs = RecordingOutputs()
+    deps = build_dependencies(settings, status_reader=Reader(), outputs=outputs, clock=lambda: NOW)
+    good = json.dumps({"subscriptionId": SUB, "location": "westus", "operationId": "op"}).encode()
+
+    assert handle_watch_message(good, deps).action == "finished"
+    [event] = outputs.events
+    document = json.loads(event.body)
+    assert document["type"] == "OpsStatus.Operation.Failed"
+    assert document["data"]["error"]["code"] == "Nested"
+    assert len(event.body) < 256 * 1024
+
+
+# -- the secret detector itself (tests/secrets.py) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Authorization: Bearer eyJ0eXAi",
+        "token=sim-0123456789abcdef",
+        "Endpoint=sb://x;SharedAccessKeyName=Root;SharedAccessKey=SAS_KEY_VALUE",
+        "SharedAccessKey=abcDEF123=",
+        "SharedAccessSignature sr=sb%3a%2f%2fx&sig=AbCdEf0123456789%3d&se=1&skn=Root",
+    ],
+)
+def test_the_secret_detector_catches_injected_secrets_in_logs_and_messages(text: str) -> None:
+    from tests.secrets import CAPTURE, find_secrets
+
+    assert find_secrets(text)
+    before = len(CAPTURE.findings)
+    logging.getLogger("ops_status.handler").warning("injected %s", text)
+    CAPTURE.check_message("injected-entity", text.encode())
+    caught = CAPTURE.findings[before:]
+    try:
+        assert {f.where for f in caught} == {
+            "log ops_status.handler:WARNING",
+            "message on injected-entity",
+        }
+    finally:
+        del CAPTURE.findings[before:]  # injected on purpose: not a leak
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["SharedAccessKeyName=RootManageSharedAccessKey", "simulated", "bearer of bad news", "sig=1"],
+)
+def test_the_secret_detector_ignores_lookalikes(text: str) -> None:
+    from tests.secrets import find_secrets
+
+    assert find_secrets(text) == []
