@@ -34,9 +34,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import queue
 import socket
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -142,7 +144,7 @@ def _guarded(method: _F) -> _F:
             connection = getattr(event, "connection", None)
             if connection is not None:
                 try:
-                    connection.condition = Condition(
+                    connection.condition = _condition(
                         "amqp:internal-error", "Service Bus emulator internal error"
                     )
                     connection.close()
@@ -163,6 +165,8 @@ class AmqpServer(Handler):
         self.container_id = container_id
         self.ready = threading.Event()
         self._connections: dict[int, _Connection] = {}
+        #: every accepted socket not yet known closed (for ``close_sockets``).
+        self._sockets: list[socket.socket] = []
         self._consumers: dict[int, tuple[Any, _LinkInfo]] = {}
         self._next_id = 0
         self._calls: queue.Queue[Callable[[], None]] = queue.Queue()
@@ -170,6 +174,7 @@ class AmqpServer(Handler):
         self._container: Container | None = None
         self._acceptor: Any = None
         self._stopping = False
+        self._shutdown_deadline = 0.0
 
     # -- lifecycle (called from the owning thread before/after the reactor runs) ------
 
@@ -191,9 +196,10 @@ class AmqpServer(Handler):
         def run() -> None:
             try:
                 fn()
-            except BaseException as exc:
+            except Exception as exc:  # noqa: BLE001 - handed to the caller below
                 error.append(exc)
-                raise
+                if not wait:
+                    _LOG.exception("emulator call failed on the reactor thread")
             finally:
                 done.set()
 
@@ -206,12 +212,19 @@ class AmqpServer(Handler):
                 raise error[0]
 
     def close_sockets(self) -> None:
-        """Last-resort cleanup after the reactor stopped: close any socket it left."""
-        for conn in list(self._connections.values()):
-            selectable = getattr(conn.transport, "_selectable", None)
-            if selectable is not None:
-                with contextlib.suppress(OSError):
-                    selectable._delegate.close()
+        """Last-resort cleanup after the reactor stopped: close every socket it may have
+        left open (the reactor can stop before proton's IO handler closes them)."""
+        sockets = list(self._sockets)
+        if self._acceptor is not None:
+            sockets.append(self._acceptor._selectable._delegate)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+        # proton's EventInjector never closes its wake-up pipe.
+        for fd in self._injector.pipe:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._sockets.clear()
         self._connections.clear()
 
     # -- reactor events -----------------------------------------------------------------
@@ -224,6 +237,7 @@ class AmqpServer(Handler):
     @_guarded
     def on_timer_task(self, event: Any) -> None:
         if self._stopping:
+            self._finish_shutdown()
             return
         self.broker.tick()
         self._pump_all()
@@ -235,10 +249,7 @@ class AmqpServer(Handler):
                 fn = self._calls.get_nowait()
             except queue.Empty:
                 return
-            try:
-                fn()
-            except Exception:  # noqa: BLE001 - reported to the caller by ``call``; keep serving
-                _LOG.exception("emulator call failed on the reactor thread")
+            fn()  # never raises: ``call`` wraps it
 
     # -- connections -----------------------------------------------------------------
 
@@ -247,6 +258,10 @@ class AmqpServer(Handler):
         transport = event.transport
         sasl = transport.sasl()
         sasl.allowed_mechs("ANONYMOUS")  # what the SDK offers before CBS; nothing else
+        selectable = getattr(transport, "_selectable", None)  # set by proton's Acceptor
+        if selectable is not None:
+            self._sockets = [sock for sock in self._sockets if sock.fileno() != -1]
+            self._sockets.append(selectable._delegate)
         self._next_id += 1
         conn = _Connection(self._next_id, event.connection, transport)
         event.connection.sb_connection = conn.ident
@@ -323,7 +338,7 @@ class AmqpServer(Handler):
                 # detach as an unknown send failure instead of entity-not-found.
                 link.target.type = Terminus.UNSPECIFIED
             link.open()
-            link.condition = Condition(exc.condition, exc.description)
+            link.condition = _condition(exc.condition, exc.description)
             link.close()
             return
         link.sb_link = info
@@ -410,6 +425,11 @@ class AmqpServer(Handler):
     def on_delivery(self, event: Any) -> None:
         delivery = event.delivery
         link = delivery.link
+        if link.connection.state & Endpoint.LOCAL_CLOSED:
+            # We closed this connection (drop or stop): like a broker that has sent its
+            # close, act on nothing the client still sends (a completion arriving now must
+            # not count, the client never sees its outcome).
+            return
         info: _LinkInfo | None = getattr(link, "sb_link", None)
         if info is None:
             if delivery.link.is_receiver and not delivery.partial:
@@ -603,8 +623,14 @@ class AmqpServer(Handler):
 
     # -- fault injection (run on the reactor thread via ``call``) -------------------------
 
-    def drop_connections(self) -> int:
-        """Shut every client socket down without AMQP close frames. Returns how many."""
+    def drop_connections(self, *, graceful: bool = False) -> int:
+        """End every client connection; returns how many. Abruptly by default (the socket
+        is shut down, no AMQP close: a network failure). ``graceful`` sends a close with
+        ``amqp:connection:forced`` instead, as Service Bus does when it recycles a
+        connection; the SDK then closes its socket, which it does not after an abrupt
+        loss (azure-servicebus 7.15 leaks that socket)."""
+        if graceful:
+            return self._close_connections()
         dropped = 0
         for conn in list(self._connections.values()):
             selectable = getattr(conn.transport, "_selectable", None)
@@ -623,11 +649,40 @@ class AmqpServer(Handler):
         self.broker.tick()
         self._pump_all()
 
-    def shutdown(self) -> None:
-        """Stop accepting, drop every connection and stop the reactor."""
+    def _close_connections(self) -> int:
+        closed = 0
+        for conn in list(self._connections.values()):
+            connection = conn.connection
+            if connection.state & Endpoint.LOCAL_CLOSED:
+                continue
+            connection.condition = _condition(
+                "amqp:connection:forced", "The Service Bus emulator closed the connection."
+            )
+            connection.close()
+            closed += 1
+        return closed
+
+    def shutdown(self, grace: float = 0.5) -> None:
+        """Stop accepting, close every connection with an AMQP close (so clients close
+        their sockets), give the close frames up to ``grace`` seconds to go out, then
+        stop the reactor."""
         self._stopping = True
         if self._acceptor is not None:
             self._acceptor.close()
+        self._close_connections()
+        self._shutdown_deadline = time.monotonic() + grace
+        self._finish_shutdown()
+
+    def _finish_shutdown(self) -> None:
+        pending = False
+        for conn in self._connections.values():
+            try:
+                pending = pending or conn.transport.pending() > 0
+            except Exception:  # noqa: BLE001 - a closed transport has nothing pending
+                continue
+        if pending and time.monotonic() < self._shutdown_deadline and self._container:
+            self._container.schedule(0.01, self)  # back in on_timer_task
+            return
         self.drop_connections()
         self._injector.close()
         if self._container is not None:
@@ -635,9 +690,10 @@ class AmqpServer(Handler):
 
 
 def _condition(name: str, description: str) -> Condition:
-    """An AMQP error for a ``rejected`` outcome. The info map must be present: the SDK's
-    send path indexes ``error[2]`` and, when proton omits a null info, its callback fails
-    and the send hangs until its timeout."""
+    """An AMQP error (for a rejected outcome, a detach or a close). The info map must be
+    present: the SDK indexes ``error[2]`` and proton omits a null info. On a rejected
+    send its callback then fails and the send hangs until its timeout; on a close the
+    SDK's handler dies with an IndexError."""
     return Condition(name, description, {symbol("com.microsoft:tracking-id"): str(uuid.uuid4())})
 
 

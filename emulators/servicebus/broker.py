@@ -25,7 +25,10 @@ Semantics follow Service Bus (Standard tier) where the SDK can observe them:
 * ``active_count`` is Service Bus's ActiveMessageCount: active messages, locked or not.
 
 Times are epoch seconds on the injected clock, which tests can move forward
-(``Clock.advance``) to make schedules fall due and locks expire without sleeping.
+(``Clock.advance``) to make schedules fall due and locks expire without sleeping. Every
+time the broker reports (enqueued, locked-until, lock renewals) is on that clock. It is
+never behind the wall clock, so the SDK's own client-side lock checks (which compare
+locked-until with the wall clock) never fire before the broker's.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import enum
+import heapq
 import threading
 import time
 import uuid
@@ -176,8 +180,6 @@ class Delivered:
     delivery_count: int
     state: MessageState
     lock_token: uuid.UUID | None
-    #: lock expiry on the *caller's wall clock* (virtual expiry minus the clock offset), so
-    #: the SDK's own lock arithmetic (AutoLockRenewer, expired-lock checks) stays right.
     locked_until: float | None
     scheduled_time: float | None
     dead_letter_reason: str | None
@@ -322,6 +324,8 @@ class _Ingress:
         self.max_message_size = max_message_size
         self.last_sequence_number = 0
         self.scheduled: dict[int, _Stored] = {}
+        #: (scheduled time, sequence number), lazily pruned: cancelled ones stay until popped.
+        self.schedule_heap: list[tuple[float, int]] = []
         self.seen_ids: dict[str, float] = {}  # MessageId -> end of its dedupe window
         self.sent = 0
         self.dropped = 0
@@ -461,6 +465,11 @@ class Broker:
         self._queues = {name.lower(): _Queue(name, cfg) for name, cfg in config.queues.items()}
         self._topics = {name.lower(): _Topic(name, cfg) for name, cfg in config.topics.items()}
         self._locks: dict[uuid.UUID, tuple[_Store, int]] = {}
+        #: (expiry, tiebreak, store, sequence number) of messages with a TTL; lazily pruned.
+        self._expiries: list[tuple[float, int, _Store, int]] = []
+        #: (lock expiry, lock token) per lock taken or renewed; lazily pruned.
+        self._lock_expiries: list[tuple[float, uuid.UUID]] = []
+        self._expiry_tiebreak = 0
         self._last_purge = 0.0
 
     # -- addressing ---------------------------------------------------------------
@@ -572,6 +581,7 @@ class Broker:
                 if scheduled is not None and scheduled > now:
                     stored.state = MessageState.SCHEDULED
                     ingress.scheduled[number] = stored
+                    heapq.heappush(ingress.schedule_heap, (scheduled, number))
                 else:
                     self._route(ingress, stored)
             return numbers
@@ -617,6 +627,12 @@ class Broker:
             ttls.append(header.ttl_ms / 1000.0)
         stored.expires_at = stored.enqueued_time + min(ttls) if ttls else None
         store.add(stored)
+        if stored.expires_at is not None:
+            self._expiry_tiebreak += 1
+            heapq.heappush(
+                self._expiries,
+                (stored.expires_at, self._expiry_tiebreak, store, stored.sequence_number),
+            )
 
     # -- receiving ----------------------------------------------------------------
 
@@ -648,6 +664,7 @@ class Broker:
         stored.lock_token = token
         stored.locked_until = now + store.lock_duration
         self._locks[token] = (store, stored.sequence_number)
+        heapq.heappush(self._lock_expiries, (stored.locked_until, token))
 
     def _delivered(self, stored: _Stored) -> Delivered:
         return Delivered(
@@ -657,9 +674,7 @@ class Broker:
             delivery_count=stored.delivery_count,
             state=stored.state,
             lock_token=stored.lock_token,
-            locked_until=None
-            if stored.locked_until is None
-            else stored.locked_until - self.clock.offset,
+            locked_until=stored.locked_until,
             scheduled_time=stored.scheduled_time,
             dead_letter_reason=stored.dead_letter_reason,
             dead_letter_error_description=stored.dead_letter_error_description,
@@ -793,12 +808,12 @@ class Broker:
             self._move_to_dead_letter(store, stored, reason, description)
 
     def renew_lock(self, token: uuid.UUID) -> float:
-        """Extend a lock by the entity's lock duration; returns the new expiry on the
-        caller's wall clock (see ``Delivered.locked_until``)."""
+        """Extend a lock by the entity's lock duration; returns the new expiry."""
         with self._lock:
             store, stored = self._locked(token)
             stored.locked_until = self.clock.now() + store.lock_duration
-            return stored.locked_until - self.clock.offset
+            heapq.heappush(self._lock_expiries, (stored.locked_until, token))
+            return stored.locked_until
 
     def _failed_delivery(self, store: _Store, stored: _Stored) -> None:
         stored.delivery_count += 1
@@ -847,44 +862,50 @@ class Broker:
         with self._lock:
             now = self.clock.now()
             changed = False
+            # Heaps keep a tick cheap however many messages wait: the product schedules
+            # every watch into the future, and the reactor ticks 40 times a second.
             for ingress in [*self._queues.values(), *self._topics.values()]:
-                due = sorted(
-                    n for n, s in ingress.scheduled.items() if (s.scheduled_time or 0) <= now
-                )
-                for number in due:
-                    falling_due = ingress.scheduled.pop(number)
+                heap = ingress.schedule_heap
+                while heap and heap[0][0] <= now:
+                    _, number = heapq.heappop(heap)
+                    falling_due = ingress.scheduled.pop(number, None)
+                    if falling_due is None:
+                        continue  # cancelled
                     # Service Bus reports a scheduled message's enqueue time as its schedule.
                     falling_due.enqueued_time = falling_due.scheduled_time or now
                     self._route(ingress, falling_due)
                     changed = True
-            for token, (store, number) in list(self._locks.items()):
-                stored = store.messages.get(number)
-                if stored is None or stored.lock_token != token:
+            while self._lock_expiries and self._lock_expiries[0][0] <= now:
+                _, token = heapq.heappop(self._lock_expiries)
+                entry = self._locks.get(token)
+                if entry is None:
+                    continue  # settled, or already expired
+                store, number = entry
+                locked = store.messages.get(number)
+                if locked is None or locked.lock_token != token:
                     del self._locks[token]
-                elif stored.locked_until is not None and stored.locked_until <= now:
-                    self._unlock(stored)
-                    self._failed_delivery(store, stored)
+                elif locked.locked_until is not None and locked.locked_until <= now:
+                    self._unlock(locked)
+                    self._failed_delivery(store, locked)
                     changed = True
-            for store in self._all_stores():
-                for number in list(store.available):
-                    stored = store.messages[number]
-                    if stored.expires_at is not None and stored.expires_at <= now:
-                        self._expire(store, stored)
+                # else: renewed since; its newer heap entry will come up later
+            while self._expiries and self._expiries[0][0] <= now:
+                expires_at, _, store, number = heapq.heappop(self._expiries)
+                expiring = store.messages.get(number)
+                # A locked message expires when it is next taken (see ``receive``); one
+                # that was settled, or copied elsewhere, is no longer this entry's.
+                if (
+                    expiring is not None
+                    and expiring.expires_at == expires_at
+                    and expiring.lock_token is None
+                    and expiring.state is MessageState.ACTIVE
+                ):
+                    self._expire(store, expiring)
             if now - self._last_purge > 1.0:
                 self._last_purge = now
                 for ingress in [*self._queues.values(), *self._topics.values()]:
                     ingress.purge_seen(now)
             return changed
-
-    def _all_stores(self) -> list[_Store]:
-        stores: list[_Store] = []
-        for base in [q.store for q in self._queues.values()] + [
-            s.store for t in self._topics.values() for s in t.subscriptions.values()
-        ]:
-            stores.append(base)
-            if base.dead_letter is not None:
-                stores.append(base.dead_letter)
-        return stores
 
     # -- fault injection ------------------------------------------------------------
 

@@ -77,8 +77,10 @@ class ServiceBusEmulator:
         """Listen and run the reactor on a background thread; returns once listening."""
         if self._thread is not None:
             raise RuntimeError("the emulator is already started")
-        self._container = Container(self._server)
-        self._container.container_id = "servicebus-emulator"
+        # impl=None: skip Container's SSL set-up (client and server SSL domains, ~0.15 s of
+        # loading CA stores per start) and its outgoing-connection overrides; a plain-AMQP
+        # listener needs neither, and tests start one emulator each.
+        self._container = Container(self._server, impl=None)
         self._port = self._server.listen(self._container, self.host, self._requested_port)
         self._thread = threading.Thread(
             target=self._run, name=f"servicebus-emulator-{self._port}", daemon=True
@@ -99,7 +101,8 @@ class ServiceBusEmulator:
             self._server.close_sockets()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Drop every connection, stop listening and join the reactor thread."""
+        """Stop listening, close every connection (an AMQP close, so SDK clients close
+        their sockets too) and join the reactor thread."""
         thread, self._thread = self._thread, None
         if thread is None:
             return
@@ -231,10 +234,14 @@ class ServiceBusEmulator:
         The SDK treats it as transient: it retries, then raises ``ServiceBusError``."""
         self.broker.refuse_sends(entity, count=count, for_seconds=for_seconds)
 
-    def drop_connections(self) -> int:
-        """Close every client connection abruptly (no AMQP close). Returns how many."""
+    def drop_connections(self, *, graceful: bool = False) -> int:
+        """End every client connection; returns how many. By default abruptly (socket
+        shut down, no AMQP close), like a network failure; the SDK reconnects, though
+        azure-servicebus 7.15 leaks the lost socket (a ResourceWarning when collected).
+        ``graceful=True`` closes with ``amqp:connection:forced`` instead, as Service Bus
+        does when it recycles a connection."""
         result: list[int] = []
-        self._call(lambda: result.append(self._server.drop_connections()))
+        self._call(lambda: result.append(self._server.drop_connections(graceful=graceful)))
         return result[0] if result else 0
 
     def reject_cbs(self, reject: bool = True) -> None:

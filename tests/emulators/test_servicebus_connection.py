@@ -12,11 +12,12 @@ from azure.servicebus.exceptions import (
 
 from emulators.servicebus import QueueConfig, ServiceBusEmulator
 
-from .conftest import QUEUE, StaticTokenCredential, receive_exactly
+from .conftest import QUEUE, StaticTokenCredential, queue_sender, receive_exactly
 
 
 def test_connection_string_client_sends_and_receives(emulator: ServiceBusEmulator) -> None:
-    # given a client built from the emulator's development connection string
+    # given a client built from the emulator's development connection string, with the
+    # SDK's default sender and receiver settings
     with ServiceBusClient.from_connection_string(emulator.connection_string) as client:
         # when it sends one message and receives it back
         with client.get_queue_sender(QUEUE) as sender:
@@ -30,6 +31,8 @@ def test_connection_string_client_sends_and_receives(emulator: ServiceBusEmulato
     assert emulator.active_count(QUEUE) == 0
     audiences = [audience for audience, _ in emulator.cbs_tokens]
     assert f"sb://{emulator.fully_qualified_namespace}/{QUEUE}" in audiences
+    # and the sender and the receiver each opened their own connection, as the SDK does
+    assert emulator.connections_opened == 2
 
 
 def test_connection_string_has_the_documented_shape(emulator: ServiceBusEmulator) -> None:
@@ -44,12 +47,12 @@ def test_connection_string_has_the_documented_shape(emulator: ServiceBusEmulator
 def test_token_credential_client_puts_its_token_over_cbs(emulator: ServiceBusEmulator) -> None:
     # given a client on the TokenCredential path (host:port namespace, no TLS)
     credential = StaticTokenCredential("token-from-credential")
-    with ServiceBusClient(
-        emulator.fully_qualified_namespace, credential, use_tls=False
-    ) as client:
+    with (
+        ServiceBusClient(emulator.fully_qualified_namespace, credential, use_tls=False) as client,
+        client.get_queue_sender(QUEUE) as sender,
+    ):
         # when it sends a message
-        with client.get_queue_sender(QUEUE) as sender:
-            sender.send_messages(ServiceBusMessage(b"via credential"))
+        sender.send_messages(ServiceBusMessage(b"via credential"))
 
     # then the credential was asked for the Service Bus scope and its token reached CBS
     assert ("https://servicebus.azure.net//.default",) in credential.scopes
@@ -68,32 +71,38 @@ def test_rejected_put_token_surfaces_as_authentication_error(
     with ServiceBusClient.from_connection_string(
         emulator.connection_string, retry_total=0
     ) as client:
+        sender = client.get_queue_sender(QUEUE)
         # when a sender tries to send, then the SDK raises an authentication error
         with pytest.raises(ServiceBusAuthenticationError):
-            client.get_queue_sender(QUEUE).send_messages(ServiceBusMessage(b"denied"))
+            sender.send_messages(ServiceBusMessage(b"denied"))
+        sender.close()
     # and nothing was enqueued
     assert emulator.active_count(QUEUE) == 0
 
     # when tokens are accepted again, then the same kind of client works
     emulator.reject_cbs(False)
-    with ServiceBusClient.from_connection_string(emulator.connection_string) as client:
-        client.get_queue_sender(QUEUE).send_messages(ServiceBusMessage(b"allowed"))
+    with (
+        ServiceBusClient.from_connection_string(emulator.connection_string) as client,
+        queue_sender(client) as sender,
+    ):
+        sender.send_messages(ServiceBusMessage(b"allowed"))
     assert emulator.active_count(QUEUE) == 1
 
 
-@pytest.mark.parametrize("side", ["sender", "receiver"])
-def test_unknown_entity_raises_entity_not_found(emulator: ServiceBusEmulator, side: str) -> None:
-    # given a client and an entity the emulator does not have
+def test_unknown_entities_raise_entity_not_found(emulator: ServiceBusEmulator) -> None:
+    # given a client, and a queue and a subscription the emulator does not have
     with ServiceBusClient.from_connection_string(
         emulator.connection_string, retry_total=0
     ) as client:
-        # when a sender or receiver attaches to it, then the SDK says it does not exist
+        sender = client.get_queue_sender("no-such-queue")
+        receiver = client.get_subscription_receiver("events", "no-such-subscription")
+        # when a sender or a receiver attaches, then the SDK says the entity does not exist
         with pytest.raises(MessagingEntityNotFoundError):
-            if side == "sender":
-                client.get_queue_sender("no-such-queue").send_messages(ServiceBusMessage(b"x"))
-            else:
-                with client.get_queue_receiver("no-such-queue") as receiver:
-                    receiver.receive_messages(max_wait_time=1)
+            sender.send_messages(ServiceBusMessage(b"x"))
+        with pytest.raises(MessagingEntityNotFoundError):
+            receiver.receive_messages(max_wait_time=1)
+        sender.close()
+        receiver.close()
 
 
 def test_sending_to_a_subscription_is_refused(emulator: ServiceBusEmulator) -> None:
@@ -108,17 +117,6 @@ def test_sending_to_a_subscription_is_refused(emulator: ServiceBusEmulator) -> N
         sender.close()
 
 
-def test_each_sender_and_receiver_opens_its_own_connection(emulator: ServiceBusEmulator) -> None:
-    # given one client, when it opens a sender and a receiver
-    with ServiceBusClient.from_connection_string(emulator.connection_string) as client:
-        with client.get_queue_sender(QUEUE) as sender:
-            sender.send_messages(ServiceBusMessage(b"one"))
-        with client.get_queue_receiver(QUEUE) as receiver:
-            receive_exactly(receiver, 1)
-    # then the emulator counted two accepted connections (the SDK's documented behaviour)
-    assert emulator.connections_opened == 2
-
-
 def test_emulator_can_listen_on_a_fixed_port_and_stop_cleanly() -> None:
     # given an emulator on a port picked by a first emulator (then released)
     with ServiceBusEmulator(queues={"q": QueueConfig()}) as first:
@@ -127,8 +125,11 @@ def test_emulator_can_listen_on_a_fixed_port_and_stop_cleanly() -> None:
 
     # when a second emulator listens on exactly that port
     with ServiceBusEmulator(queues={"q": QueueConfig()}, port=port) as emu:
-        with ServiceBusClient.from_connection_string(emu.connection_string) as client:
-            client.get_queue_sender("q").send_messages(ServiceBusMessage(b"x"))
+        with (
+            ServiceBusClient.from_connection_string(emu.connection_string) as client,
+            queue_sender(client, "q") as sender,
+        ):
+            sender.send_messages(ServiceBusMessage(b"x"))
         # then clients reach it there
         assert emu.port == port
         assert emu.active_count("q") == 1

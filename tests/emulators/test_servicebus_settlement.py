@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSubQueue
@@ -11,11 +10,19 @@ from azure.servicebus.exceptions import MessageLockLostError
 
 from emulators.servicebus import QueueConfig, ServiceBusEmulator
 
-from .conftest import QUEUE, TOPIC, receive_exactly, receive_nothing
+from .conftest import (
+    QUEUE,
+    queue_receiver,
+    queue_sender,
+    receive_exactly,
+    receive_nothing,
+    subscription_receiver,
+    topic_sender,
+)
 
 
 def _send(client: ServiceBusClient, *bodies: str, queue: str = QUEUE) -> None:
-    with client.get_queue_sender(queue) as sender:
+    with queue_sender(client, queue) as sender:
         sender.send_messages([ServiceBusMessage(body) for body in bodies])
 
 
@@ -24,7 +31,7 @@ def test_complete_removes_the_message(
 ) -> None:
     # given a locked message
     _send(client, "done")
-    with client.get_queue_receiver(QUEUE) as receiver:
+    with queue_receiver(client) as receiver:
         (message,) = receive_exactly(receiver, 1)
         assert emulator.locked_count(QUEUE) == 1
         # when it is completed (7.15 waits for the broker's settled echo)
@@ -37,7 +44,7 @@ def test_complete_removes_the_message(
 def test_abandon_redelivers_with_delivery_count_plus_one(client: ServiceBusClient) -> None:
     # given a received message
     _send(client, "retry me")
-    with client.get_queue_receiver(QUEUE) as receiver:
+    with queue_receiver(client) as receiver:
         (first,) = receive_exactly(receiver, 1)
         # when it is abandoned
         receiver.abandon_message(first)
@@ -54,7 +61,7 @@ def test_max_delivery_count_moves_the_message_to_the_dead_letter_queue(
 ) -> None:
     # given a queue with MaxDeliveryCount 3 and a message that keeps failing
     _send(client, "poison")
-    with client.get_queue_receiver(QUEUE) as receiver:
+    with queue_receiver(client) as receiver:
         for expected_count in range(3):
             (message,) = receive_exactly(receiver, 1)
             assert message.delivery_count == expected_count
@@ -65,7 +72,7 @@ def test_max_delivery_count_moves_the_message_to_the_dead_letter_queue(
     # and it sits in the dead-letter queue with Service Bus's reason, readable by the SDK
     assert emulator.dead_letter_count(QUEUE) == 1
     assert emulator.dead_letters(QUEUE)[0].dead_letter_reason == "MaxDeliveryCountExceeded"
-    with client.get_queue_receiver(QUEUE, sub_queue=ServiceBusSubQueue.DEAD_LETTER) as dlq:
+    with queue_receiver(client, sub_queue=ServiceBusSubQueue.DEAD_LETTER) as dlq:
         (dead,) = receive_exactly(dlq, 1)
         assert str(dead) == "poison"
         assert dead.dead_letter_reason == "MaxDeliveryCountExceeded"
@@ -81,7 +88,7 @@ def test_dead_letter_keeps_reason_and_description(
 ) -> None:
     # given a received message
     _send(client, "bad input")
-    with client.get_queue_receiver(QUEUE) as receiver:
+    with queue_receiver(client) as receiver:
         (message,) = receive_exactly(receiver, 1)
         # when the receiver dead-letters it with a reason and description
         receiver.dead_letter_message(
@@ -94,7 +101,7 @@ def test_dead_letter_keeps_reason_and_description(
         "missing operationId",
     )
     assert emulator.active_count(QUEUE) == 0
-    with client.get_queue_receiver(QUEUE, sub_queue=ServiceBusSubQueue.DEAD_LETTER) as dlq:
+    with queue_receiver(client, sub_queue=ServiceBusSubQueue.DEAD_LETTER) as dlq:
         (dead,) = receive_exactly(dlq, 1)
         assert (dead.dead_letter_reason, dead.dead_letter_error_description) == (
             "InvalidWatchRequest",
@@ -107,15 +114,13 @@ def test_subscription_dead_letter_queue_is_readable(
     emulator: ServiceBusEmulator, client: ServiceBusClient
 ) -> None:
     # given an event on a topic, dead-lettered by a subscriber
-    with client.get_topic_sender(TOPIC) as sender:
+    with topic_sender(client) as sender:
         sender.send_messages(ServiceBusMessage(b"event", application_properties={"status": "x"}))
-    with client.get_subscription_receiver(TOPIC, "all") as receiver:
+    with subscription_receiver(client, "all") as receiver:
         (message,) = receive_exactly(receiver, 1)
         receiver.dead_letter_message(message, reason="Unprocessable")
     # when the subscription's dead-letter queue is read through the SDK
-    with client.get_subscription_receiver(
-        TOPIC, "all", sub_queue=ServiceBusSubQueue.DEAD_LETTER
-    ) as dlq:
+    with subscription_receiver(client, "all", sub_queue=ServiceBusSubQueue.DEAD_LETTER) as dlq:
         (dead,) = receive_exactly(dlq, 1)
         dlq.complete_message(dead)
     # then the event is there with its reason, and only that subscription was affected
@@ -127,22 +132,31 @@ def test_subscription_dead_letter_queue_is_readable(
 def test_defer_then_receive_deferred_by_sequence_number(
     emulator: ServiceBusEmulator, client: ServiceBusClient
 ) -> None:
-    # given a message the receiver defers
-    _send(client, "later please", "next")
-    with client.get_queue_receiver(QUEUE) as receiver:
+    # given two messages the receiver defers
+    _send(client, "later please", "later, or never")
+    with queue_receiver(client) as receiver:
         first, second = receive_exactly(receiver, 2)
         receiver.defer_message(first)
-        receiver.complete_message(second)
-        # then it is no longer delivered normally
-        assert emulator.deferred_count(QUEUE) == 1
+        receiver.defer_message(second)
+        # then they are no longer delivered normally
+        assert emulator.deferred_count(QUEUE) == 2
         receive_nothing(receiver)
-        # when it is fetched by its sequence number, then it comes back locked and settleable
-        (deferred,) = receiver.receive_deferred_messages([first.sequence_number])
-        assert str(deferred) == "later please"
-        assert deferred.lock_token is not None
-        receiver.complete_message(deferred)
-    assert emulator.active_count(QUEUE) == 0
-    assert emulator.deferred_count(QUEUE) == 0
+        # when they are fetched by sequence number, then they come back locked
+        numbers = [first.sequence_number, second.sequence_number]
+        assert None not in numbers
+        deferred = receiver.receive_deferred_messages([n for n in numbers if n is not None])
+        assert [str(m) for m in deferred] == ["later please", "later, or never"]
+        assert all(m.lock_token is not None for m in deferred)
+        # and settle through the management link: one completed, one dead-lettered
+        receiver.complete_message(deferred[0])
+        receiver.dead_letter_message(deferred[1], reason="Gave up", error_description="twice")
+    assert (emulator.active_count(QUEUE), emulator.deferred_count(QUEUE)) == (0, 0)
+    (dead,) = emulator.dead_letters(QUEUE)
+    assert (dead.text, dead.dead_letter_reason, dead.dead_letter_error_description) == (
+        "later, or never",
+        "Gave up",
+        "twice",
+    )
 
 
 def test_renew_lock_extends_the_lock(
@@ -150,7 +164,7 @@ def test_renew_lock_extends_the_lock(
 ) -> None:
     # given a locked message (lock duration 30 s)
     _send(client, "long work")
-    with client.get_queue_receiver(QUEUE) as receiver:
+    with queue_receiver(client) as receiver:
         (message,) = receive_exactly(receiver, 1)
         before = message.locked_until_utc
         assert before is not None
@@ -170,7 +184,7 @@ def test_expired_lock_returns_the_message_and_loses_the_old_lock(
 ) -> None:
     # given a locked message
     _send(client, "slow consumer")
-    with client.get_queue_receiver(QUEUE) as receiver:
+    with queue_receiver(client) as receiver:
         (first,) = receive_exactly(receiver, 1)
         # when its lock duration passes without settlement
         emulator.advance_clock(31)
@@ -184,33 +198,42 @@ def test_expired_lock_returns_the_message_and_loses_the_old_lock(
 
 
 def test_lock_expires_in_real_time_too() -> None:
-    # given a queue with a one-second lock and no virtual time
-    with ServiceBusEmulator(queues={"q": QueueConfig(lock_duration=1.0)}) as emulator:
+    # given a queue with a half-second lock and no virtual time
+    with ServiceBusEmulator(queues={"q": QueueConfig(lock_duration=0.5)}) as emulator:
         with ServiceBusClient.from_connection_string(emulator.connection_string) as client:
             _send(client, "tick", queue="q")
-            with client.get_queue_receiver("q") as receiver:
+            with queue_receiver(client, "q") as receiver:
                 (first,) = receive_exactly(receiver, 1)
-                started = time.monotonic()
+                first_lock_expiry = first.locked_until_utc
+                assert first_lock_expiry is not None
                 # when the lock runs out on the wall clock
                 (again,) = receive_exactly(receiver, 1, timeout=5)
-                # then the message is redelivered after about the lock duration
-                assert time.monotonic() - started >= 0.8
+                # then the message is redelivered, but not before the first lock expired
+                assert dt.datetime.now(dt.timezone.utc) >= first_lock_expiry
                 assert again.delivery_count == 1
                 receiver.complete_message(again)
         assert first.sequence_number == again.sequence_number
 
 
-def test_closing_a_receiver_releases_its_unsettled_messages_without_counting(
+def test_closing_a_receiver_releases_its_prefetched_messages_without_counting(
     emulator: ServiceBusEmulator, client: ServiceBusClient
 ) -> None:
-    # given a message delivered to a receiver that then closes without settling
-    _send(client, "orphan")
-    with client.get_queue_receiver(QUEUE) as receiver:
-        receive_exactly(receiver, 1)
-    # when the broker sees the SDK's release-on-close, the message is available at once
-    assert emulator.wait_until(lambda: emulator.locked_count(QUEUE) == 0, timeout=3)
-    with client.get_queue_receiver(QUEUE) as receiver:
-        (again,) = receive_exactly(receiver, 1)
-        # then it was not counted as a failed delivery
-        assert again.delivery_count == 0
-        receiver.complete_message(again)
+    # given three messages and a prefetching receiver that takes only one of them
+    _send(client, "taken", "buffered-1", "buffered-2")
+    with queue_receiver(client, prefetch_count=10) as receiver:
+        (taken,) = receive_exactly(receiver, 1)
+        assert emulator.wait_until(lambda: emulator.locked_count(QUEUE) == 3)
+    # when the receiver closes, the SDK drains and releases what it buffered
+    assert emulator.wait_until(lambda: emulator.locked_count(QUEUE) == 1, timeout=3)
+    # then the released messages are available again, not counted as failed deliveries,
+    # while the one handed to the application stays locked until its lock expires
+    with queue_receiver(client) as receiver:
+        again = receive_exactly(receiver, 2)
+        assert sorted((str(m), m.delivery_count) for m in again) == [
+            ("buffered-1", 0),
+            ("buffered-2", 0),
+        ]
+        for message in again:
+            receiver.complete_message(message)
+    assert str(taken) == "taken"
+    assert emulator.locked_count(QUEUE) == 1
