@@ -2,8 +2,8 @@
 
 - a managed-identity endpoint of the App Service kind (``IDENTITY_ENDPOINT``/``IDENTITY_HEADER``),
 - an ARM simulator that accepts only the token that endpoint issues for ARM,
-- a Service Bus namespace over AMQP 1.0 with the watch queue and the events topic,
-  configured as the deployment template configures them (duplicate detection on).
+- a Service Bus namespace over AMQP 1.0 with the intake and polls queues and the events
+  topic, configured as the deployment template configures them (duplicate detection on).
 
 ``environment()`` returns the app settings that point the function app or the worker at
 the stack, so the same code runs unmodified against it. Used by the demo, the e2e tests
@@ -18,9 +18,10 @@ from emulators.arm import ArmSimulator
 from emulators.identity import IdentitySimulator
 from emulators.servicebus import QueueConfig, ServiceBusEmulator, SubscriptionConfig, TopicConfig
 
-__all__ = ["EVENTS_TOPIC", "WATCH_QUEUE", "LocalStack"]
+__all__ = ["EVENTS_TOPIC", "INTAKE_QUEUE", "POLLS_QUEUE", "LocalStack"]
 
-WATCH_QUEUE = "ops-status-watches"
+INTAKE_QUEUE = "ops-status-intake"
+POLLS_QUEUE = "ops-status-polls"
 EVENTS_TOPIC = "ops-status-events"
 
 
@@ -47,11 +48,12 @@ class LocalStack:
         }
         self.servicebus = ServiceBusEmulator(
             queues={
-                WATCH_QUEUE: QueueConfig(
+                name: QueueConfig(
                     lock_duration=lock_duration,
                     max_delivery_count=max_delivery_count,
                     duplicate_detection_window=duplicate_detection_window,
                 )
+                for name in (INTAKE_QUEUE, POLLS_QUEUE)
             },
             topics={
                 EVENTS_TOPIC: TopicConfig(
@@ -92,7 +94,8 @@ class LocalStack:
         connection string.
         """
         settings = {
-            "OPS_STATUS_WATCH_QUEUE": WATCH_QUEUE,
+            "OPS_STATUS_INTAKE_QUEUE": INTAKE_QUEUE,
+            "OPS_STATUS_POLLS_QUEUE": POLLS_QUEUE,
             "OPS_STATUS_EVENTS_TOPIC": EVENTS_TOPIC,
             "OPS_STATUS_ARM_ENDPOINT": self.arm.endpoint,
             "OPS_STATUS_CREDENTIAL": "managedidentity",

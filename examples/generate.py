@@ -27,7 +27,8 @@ from ops_status.errors import InvalidWatchRequestError
 from ops_status.events import build_rejection_event, build_terminal_event
 from ops_status.observation import classify_response, terminal_state
 from ops_status.policy import PollPolicy
-from ops_status.request import parse_watch_request
+from ops_status.inbound import InboundMessage, Queue
+from ops_status.request import parse_watch_request, submission_key
 
 EVENTS = Path(__file__).parent / "events"
 ARM = "https://management.azure.com"
@@ -80,6 +81,14 @@ def _status(operation_id: str, status: str, **extra: Any) -> tuple[int, dict[str
 def _watch(body: Mapping[str, Any], answers: Sequence[tuple[int, Mapping[str, Any]]]) -> bytes:
     """Run ``decide`` over ``answers`` from ``START`` on; the terminal event's body."""
     request = parse_watch_request(json.dumps(body), arm_endpoint=ARM, policy=POLICY)
+    # Admitted as the intake trigger admits it: the id from the broker's view of the message.
+    submission = _received(json.dumps(body).encode(), submission_key(request))
+    request = request.admitted(
+        submission.delivery_key,
+        submission_id=submission.message_id,
+        first_seen=START,
+        policy=POLICY,
+    )
     now = START
     for status_code, answer in answers:
         document = dict(answer)
@@ -109,9 +118,22 @@ def _rejected() -> bytes:
         errors = exc.errors
     else:
         raise AssertionError("the example request was expected to be invalid")
+    submission = _received(raw, "b7f1c2d40f7e4e52a8c3b1f0e4d2c6a9")
     return build_rejection_event(
-        raw, errors, now=START, delivery_id="b7f1c2d40f7e4e52a8c3b1f0e4d2c6a9"
+        raw, errors, key=submission.delivery_key, now=START, delivery_id=submission.message_id
     ).body
+
+
+def _received(body: bytes, message_id: str) -> InboundMessage:
+    """The submission as the intake queue hands it over (sequence number from the id, so
+    the examples stay the same from run to run)."""
+    return InboundMessage(
+        queue=Queue.INTAKE,
+        body=body,
+        message_id=message_id,
+        sequence_number=int(message_id[:8], 16),
+        enqueued_time=START,
+    )
 
 
 def example_events() -> dict[str, bytes]:

@@ -2,9 +2,11 @@
 
 A thin adapter: it gets a token, sends one GET with ``requests``, reads at most
 ``MAX_RESPONSE_BYTES`` and hands status, headers and body to the pure
-``classify_response``. It never raises for what ARM answers (or fails to answer);
-only a credential failure raises (``CredentialError``), because without a token no
-read can succeed and the host should redeliver the message later.
+``classify_response``. It never raises for what ARM answers (or fails to answer), nor
+when no token can be had: that is a ``ReadFailure`` of kind ``TOKEN_UNAVAILABLE``, which
+the decision retries with back-off for ``OPS_STATUS_TOKEN_FAILURE_GRACE``. (Raising made
+the host redeliver at once; MSAL replays a cached failure for about 5 s, so ten
+deliveries, and the watch, were gone in 5 s.)
 
 The bearer token only ever goes to the configured endpoint: the URL is the endpoint
 plus a path validated by ``parse_watch_request``, checked again here, and redirects
@@ -20,12 +22,10 @@ from urllib.parse import urlsplit
 
 import requests
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError
 from requests.adapters import HTTPAdapter
 
 from ops_status import __version__
 from ops_status.clock import utcnow
-from ops_status.errors import CredentialError
 from ops_status.logs import log
 from ops_status.observation import (
     Observation,
@@ -93,12 +93,15 @@ class ArmClient:
         return self._endpoint
 
     def get_operation_status(self, request: WatchRequest) -> Observation:
-        """One status read. Returns a ``StatusRead`` or a ``ReadFailure``; raises only
-        ``CredentialError`` when no token can be had."""
+        """One status read. Returns a ``StatusRead`` or a ``ReadFailure``; never raises for
+        a failed read, a failed token request included."""
         url = self._endpoint + request.target.status_path
         if urlsplit(url).netloc != self._netloc:  # defence in depth; parsing already ensures it
             raise ValueError("status path would leave the configured ARM endpoint")
         token = self._token()
+        if isinstance(token, ReadFailure):
+            log(logger, logging.WARNING, "arm.token_unavailable", detail=token.detail)
+            return token
         client_request_id = str(uuid.uuid4())
         headers = {
             "Authorization": f"Bearer {token}",
@@ -130,13 +133,17 @@ class ArmClient:
     def close(self) -> None:
         self._session.close()
 
-    def _token(self) -> str:
+    def _token(self) -> str | ReadFailure:
         try:
             return self._credential.get_token(self._scope).token
-        except AzureError as exc:
-            raise CredentialError(f"could not get a token for {self._scope}: {exc}") from exc
-        except ValueError as exc:  # misconfigured credential (e.g. bad client id)
-            raise CredentialError(f"could not get a token for {self._scope}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - any way of getting no token is a failed read
+            # azure-identity raises ClientAuthenticationError / CredentialUnavailableError
+            # (AzureError), ValueError for a malformed client id, and whatever msal lets
+            # through on a garbled answer: all mean "no read now", never "redeliver now".
+            return ReadFailure(
+                ReadFailureKind.TOKEN_UNAVAILABLE,
+                f"no token for {self._scope}: {type(exc).__name__}: {str(exc)[:300]}",
+            )
 
     def _send(self, url: str, headers: dict[str, str]) -> Observation:
         try:

@@ -9,6 +9,7 @@ runs at import time. Tests call ``build_dependencies`` with fakes instead.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -70,6 +71,7 @@ def build_dependencies(
     status_reader: StatusReader | None = None,
     outputs: Outputs | None = None,
     clock: Callable[[], datetime] = utcnow,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Dependencies:
     """Wire real adapters for ``settings``; any of them can be passed in instead."""
     needs_credential = status_reader is None or (
@@ -88,7 +90,7 @@ def build_dependencies(
     if outputs is None:
         outputs = ServiceBusOutputClient(
             create_service_bus_client(settings, credential),
-            queue=settings.watch_queue,
+            polls_queue=settings.polls_queue,
             topic=settings.events_topic,
         )
     return Dependencies(
@@ -96,6 +98,7 @@ def build_dependencies(
         status_reader=status_reader,
         outputs=outputs,
         clock=clock,
+        sleep=sleep,
         credential=credential,
     )
 

@@ -37,6 +37,7 @@ from ops_status import __version__
 from ops_status import settings as names
 from ops_status.errors import (
     ConfigurationError,
+    CredentialError,
     InvalidWatchRequestError,
     OpsStatusError,
     UsageError,
@@ -45,9 +46,12 @@ from ops_status.observation import Observation, ReadFailure, ReadFailureKind, St
 from ops_status.settings import Settings
 
 if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
     from ops_status.handler import StatusReader
     from ops_status.listen import ReceivedEvent
     from ops_status.pipeline import PollReport
+    from ops_status.request import WatchRequest
 
 __all__ = ["UsageError", "main"]
 
@@ -67,9 +71,10 @@ EXIT_INTERRUPTED = 130
 # Settings a command does not use are filled with these, so ``load_settings`` (which
 # requires them for the function) validates only what the command needs.
 _UNUSED_ENTITY = "not-used-by-this-command"
+_UNUSED_POLLS_QUEUE = "polls-queue-not-used-by-the-cli"
 _UNUSED_NAMESPACE = "not-used-by-this-command.servicebus.windows.net"
 _FLAGS = {
-    names.WATCH_QUEUE: "--queue",
+    names.INTAKE_QUEUE: "--queue",
     names.EVENTS_TOPIC: "--topic",
     names.SERVICE_BUS_NAMESPACE: "--namespace or --connection-string",
     names.ARM_ENDPOINT: "--arm-endpoint",
@@ -123,7 +128,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from ops_status.bootstrap import build_dependencies
     from ops_status.pipeline import initial_watch_message, prepare_watch, submit_watch
 
     sending = not args.dry_run
@@ -136,7 +140,16 @@ def _submit(args: argparse.Namespace) -> int:
             "is dropped as a duplicate"
         )
     if sending:
-        outputs = build_dependencies(settings, status_reader=_NoStatusReader()).outputs
+        from ops_status.bootstrap import create_service_bus_client
+        from ops_status.servicebus import ServiceBusOutputClient
+
+        credential = None if settings.service_bus_namespace is None else _credential(settings)
+        outputs = ServiceBusOutputClient(
+            create_service_bus_client(settings, credential),
+            polls_queue=settings.polls_queue,
+            topic=settings.events_topic,
+            intake_queue=settings.intake_queue,
+        )
         with _closed_after(outputs):
             message = submit_watch(request, outputs)
     else:
@@ -146,8 +159,7 @@ def _submit(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "messageId": message.message_id,
-                    "eventId": f"{request.watch_key}.final",
-                    "queue": settings.watch_queue if sending else None,
+                    "queue": settings.intake_queue if sending else None,
                     "sent": sending,
                     "body": json.loads(message.body),
                 }
@@ -254,6 +266,7 @@ def _listen(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from ops_status.bootstrap import create_service_bus_client, get_dependencies
+    from ops_status.inbound import Queue
     from ops_status.settings import load_settings
     from ops_status.worker import Worker, run_worker
 
@@ -264,7 +277,7 @@ def _worker(args: argparse.Namespace) -> int:
     client = create_service_bus_client(settings, dependencies.credential)
     worker = Worker(
         client,
-        settings.watch_queue,
+        {Queue.INTAKE: settings.intake_queue, Queue.POLLS: settings.polls_queue},
         dependencies,
         concurrency=args.concurrency,
         max_lock_renewal=args.max_lock_renewal,
@@ -294,7 +307,7 @@ def _settings(
     for setting, value in (
         (names.CREDENTIAL, args.credential),
         (names.ARM_ENDPOINT, getattr(args, "arm_endpoint", None)),
-        (names.WATCH_QUEUE, getattr(args, "queue", None)),
+        (names.INTAKE_QUEUE, getattr(args, "queue", None)),
         (names.EVENTS_TOPIC, getattr(args, "topic", None)),
     ):
         if value is not None:
@@ -310,7 +323,9 @@ def _settings(
         environ.pop(names.SERVICE_BUS_CONNECTION, None)
         overrides[names.SERVICE_BUS_NAMESPACE] = _UNUSED_NAMESPACE
     if not queue:
-        overrides[names.WATCH_QUEUE] = _UNUSED_ENTITY
+        overrides[names.INTAKE_QUEUE] = _UNUSED_ENTITY
+    # No command sends to or reads the polls queue: only the app's identity may.
+    overrides[names.POLLS_QUEUE] = _UNUSED_POLLS_QUEUE
     if not topic:
         overrides[names.EVENTS_TOPIC] = _UNUSED_ENTITY
     try:
@@ -322,17 +337,10 @@ def _settings(
         raise ConfigurationError(exc.setting, f"{exc.problem} (set it, or pass {flag})") from None
 
 
-class _NoStatusReader:
-    """``submit`` reads no status; this stands in so ``build_dependencies`` wires no ARM client."""
-
-    def get_operation_status(self, request: object) -> Observation:
-        raise AssertionError("submit does not read operation status")
-
-
 class _NoOutputs:
     """``check`` and ``watch`` send nothing; this stands in so no Service Bus client is built."""
 
-    def schedule_watch(self, message: object, enqueue_at: datetime | None) -> None:
+    def schedule_poll(self, message: object, enqueue_at: datetime) -> None:
         raise AssertionError("check and watch send nothing")
 
     def send_event(self, message: object) -> None:
@@ -343,10 +351,39 @@ class _NoOutputs:
 
 
 def _status_reader(settings: Settings) -> StatusReader:
-    """The ArmClient, wired by ``bootstrap`` exactly as the function's."""
+    """The ArmClient, wired by ``bootstrap`` exactly as the function's, except that no
+    token is an error at once: the function retries it for a grace period, but a pipeline
+    step with a wrong login should fail now, not in 30 minutes."""
     from ops_status.bootstrap import build_dependencies
 
-    return build_dependencies(settings, outputs=_NoOutputs()).status_reader
+    return _TokenFailureIsFatal(build_dependencies(settings, outputs=_NoOutputs()).status_reader)
+
+
+class _TokenFailureIsFatal:
+    """A status reader that raises ``CredentialError`` (exit 5) when no token could be had."""
+
+    def __init__(self, inner: StatusReader) -> None:
+        self._inner = inner
+
+    def get_operation_status(self, request: WatchRequest) -> Observation:
+        observation = self._inner.get_operation_status(request)
+        if (
+            isinstance(observation, ReadFailure)
+            and observation.kind is ReadFailureKind.TOKEN_UNAVAILABLE
+        ):
+            raise CredentialError(observation.detail)
+        return observation
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if callable(close):
+            close()
+
+
+def _credential(settings: Settings) -> TokenCredential:
+    from ops_status.credential import create_credential
+
+    return create_credential(settings)
 
 
 @contextmanager

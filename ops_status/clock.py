@@ -19,20 +19,26 @@ def utcnow() -> datetime:
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with millisecond precision and a ``Z`` suffix, as ARM writes it."""
     utc = moment.astimezone(timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # Not strftime("%Y"): glibc writes year 1 as "1", which fromisoformat cannot read back.
+    return f"{utc.year:04d}-" + utc.strftime("%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def parse_time(text: str) -> datetime:
     """Parse an RFC 3339 timestamp that carries a zone (``Z`` or an offset).
 
-    Raises ``ValueError`` for anything else, including naive timestamps.
+    Raises ``ValueError`` for anything else: naive timestamps, surrounding whitespace, and
+    moments that exist only in their own zone (``0001-01-01T00:00:00+14:00`` is before
+    the first representable UTC instant, so converting it would raise ``OverflowError``).
     """
     if len(text) > 40:
         raise ValueError("timestamp too long")
-    value = text.strip()
+    value = text
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
     moment = datetime.fromisoformat(value)
     if moment.tzinfo is None:
         raise ValueError("timestamp has no time zone")
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("timestamp is outside the representable range in UTC") from None

@@ -15,23 +15,56 @@ from azure.core.credentials import AccessToken, TokenCredential
 
 from ops_status.settings import Settings
 
-__all__ = ["SerializedCredential", "create_credential"]
+__all__ = [
+    "IDENTITY_READ_TIMEOUT",
+    "IDENTITY_RETRIES",
+    "CoalescingCredential",
+    "create_credential",
+    "identity_call_bound",
+]
+
+# Bounds on one token request to the identity endpoint. azure-core's defaults (300 s
+# connect and read, 3 retries) let one hung endpoint hold a handler for 20 minutes.
+# With these, one request takes at most (1 + IDENTITY_RETRIES) x (connect + read) plus
+# azure-core's back-off (0.8 s, 1.6 s): 3 x (5 + 10) + 2.4 = 47.4 s with the default
+# connect timeout, far inside functionTimeout (300 s). See ``identity_call_bound``.
+IDENTITY_READ_TIMEOUT = 10.0
+IDENTITY_RETRIES = 2
+_RETRY_BACKOFF = (0.8, 1.6)
 
 
-class SerializedCredential:
-    """Lets one caller at a time (per scope) ask the inner credential for a token.
+def identity_call_bound(connect_timeout: float) -> float:
+    """Longest one ``get_token`` call can take against a hung identity endpoint, in seconds."""
+    attempts = 1 + IDENTITY_RETRIES
+    return attempts * (connect_timeout + IDENTITY_READ_TIMEOUT) + sum(
+        _RETRY_BACKOFF[:IDENTITY_RETRIES]
+    )
 
-    azure-identity caches tokens, but when several threads miss the cache at once
-    (the worker's receivers starting together, the host's thread pool on the first
-    messages) each one asks the identity endpoint. Serializing the calls turns that
-    burst into one request per scope; later calls are cache hits and the lock costs
-    microseconds.
+
+class _Fetch:
+    """One in-flight token request and, once it ends, its result."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.token: AccessToken | None = None
+        self.error: BaseException | None = None
+
+
+class CoalescingCredential:
+    """Concurrent requests for the same token share one call to the inner credential.
+
+    azure-identity caches tokens, but when several threads miss the cache at once (the
+    worker's receivers starting together, the host's thread pool on the first messages,
+    every handler while the identity endpoint is down) each would ask the endpoint, and
+    behind a lock each would repeat the whole slow failure in turn (four waiters failed
+    at 8.8, 17.7, 26.5 and 35.3 s). Here the first caller fetches; the others wait for
+    *its* result, token or error. Later calls start a new fetch (mostly a cache hit).
     """
 
     def __init__(self, inner: TokenCredential) -> None:
         self._inner = inner
         self._guard = threading.Lock()
-        self._locks: dict[tuple[str, ...], threading.Lock] = {}
+        self._fetches: dict[tuple[Any, ...], _Fetch] = {}
 
     def get_token(
         self,
@@ -41,12 +74,30 @@ class SerializedCredential:
         enable_cae: bool = False,
         **kwargs: Any,
     ) -> AccessToken:
+        key = (scopes, claims, tenant_id, enable_cae)
         with self._guard:
-            lock = self._locks.setdefault(scopes, threading.Lock())
-        with lock:
-            return self._inner.get_token(
+            fetch = self._fetches.get(key)
+            leader = fetch is None
+            if fetch is None:
+                fetch = self._fetches[key] = _Fetch()
+        if not leader:
+            fetch.done.wait()
+            if fetch.error is not None:
+                raise fetch.error
+            assert fetch.token is not None
+            return fetch.token
+        try:
+            fetch.token = self._inner.get_token(
                 *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
             )
+            return fetch.token
+        except BaseException as exc:
+            fetch.error = exc
+            raise
+        finally:
+            with self._guard:
+                del self._fetches[key]
+            fetch.done.set()
 
     def close(self) -> None:
         close = getattr(self._inner, "close", None)
@@ -60,16 +111,14 @@ def create_credential(settings: Settings) -> TokenCredential:
     # of a process that never needs a token should not pay for.
     from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
-    # azure-core's defaults (300 s connect and read, retried) would let a hung identity
-    # endpoint outlast the function timeout; ours match the ARM client's.
     transport: dict[str, Any] = {
         "connection_timeout": settings.http_connect_timeout,
-        "read_timeout": settings.http_read_timeout,
-        "retry_total": 3,
+        "read_timeout": min(settings.http_read_timeout, IDENTITY_READ_TIMEOUT),
+        "retry_total": IDENTITY_RETRIES,
     }
     inner: TokenCredential
     if settings.credential == "default":
         inner = DefaultAzureCredential(managed_identity_client_id=settings.client_id, **transport)
     else:
         inner = ManagedIdentityCredential(client_id=settings.client_id, **transport)
-    return SerializedCredential(inner)
+    return CoalescingCredential(inner)

@@ -26,7 +26,7 @@ from ops_status.observation import (
     StatusRead,
 )
 from ops_status.policy import PollPolicy, jitter_fraction, poll_delay
-from ops_status.request import PollState, WatchRequest, start_state
+from ops_status.request import FailureStreak, PollState, WatchRequest, start_state
 
 __all__ = ["Action", "FinalStatus", "Finish", "Outcome", "Reason", "Reschedule", "decide"]
 
@@ -53,6 +53,7 @@ class Reason(str, Enum):
     STATUS_READ_UNAUTHORIZED = "StatusReadUnauthorized"
     STATUS_READ_REJECTED = "StatusReadRejected"
     STATUS_UNREADABLE = "StatusUnreadable"
+    TOKEN_UNAVAILABLE = "TokenUnavailable"  # noqa: S105 - a reason, not a secret
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def decide(
 def _after_status(
     request: WatchRequest, state: PollState, read: StatusRead, now: datetime, policy: PollPolicy
 ) -> Action:
-    state = replace(state, last_status=read.status, consecutive_failures=0, failing_since=None)
+    state = replace(state, last_status=read.status, consecutive_failures=0, streaks={})
     request = request.with_state(state)
     details: dict[str, Any] = {
         "arm_status": read.status,
@@ -176,22 +177,35 @@ def _after_failure(
             request, state, now, policy, retry_after=wait, remaining_reads=failure.remaining_reads
         )
 
-    failing_since = state.failing_since or now
+    # Each kind of failure is judged against its own limit: 615 s of 403s followed by one
+    # 500 is one transient failure, not the eleventh.
+    streak = state.streaks.get(failure.kind.value)
+    streak = FailureStreak(streak.count + 1, streak.since) if streak else FailureStreak(1, now)
     state = replace(
-        state, consecutive_failures=state.consecutive_failures + 1, failing_since=failing_since
+        state,
+        consecutive_failures=state.consecutive_failures + 1,
+        streaks={**state.streaks, failure.kind.value: streak},
     )
     request = request.with_state(state)
-    failing_for = (now - failing_since).total_seconds()
+    failing_for = (now - streak.since).total_seconds()
 
     if failure.kind is ReadFailureKind.NOT_FOUND and failing_for >= policy.not_found_grace:
         return give_up(Reason.OPERATION_NOT_FOUND)
     if failure.kind is ReadFailureKind.UNAUTHORIZED and failing_for >= policy.auth_failure_grace:
         return give_up(Reason.STATUS_READ_UNAUTHORIZED)
     if (
-        failure.kind in (ReadFailureKind.TRANSIENT, ReadFailureKind.MALFORMED)
-        and state.consecutive_failures > policy.max_transient_failures
+        failure.kind is ReadFailureKind.TOKEN_UNAVAILABLE
+        and failing_for >= policy.token_failure_grace
     ):
-        return give_up(Reason.STATUS_UNREADABLE)
+        return give_up(Reason.TOKEN_UNAVAILABLE)
+    if failure.kind in (ReadFailureKind.TRANSIENT, ReadFailureKind.MALFORMED):
+        transient = sum(
+            s.count
+            for kind, s in state.streaks.items()
+            if kind in (ReadFailureKind.TRANSIENT.value, ReadFailureKind.MALFORMED.value)
+        )
+        if transient > policy.max_transient_failures:
+            return give_up(Reason.STATUS_UNREADABLE)
     return _again(
         request,
         state,

@@ -7,10 +7,11 @@ exists only where a caller branches on it::
     ├── ConfigurationError        a setting is missing or malformed; raised at start-up
     ├── InvalidWatchRequestError  a queue message is not a valid watch request; never retried,
     │                             turned into a rejection event
-    ├── CredentialError           no token could be had (identity endpoint down, no role, ...);
-    │                             the message is abandoned and redelivered
-    ├── ServiceBusSendError       the follow-up (next watch or event) could not be sent;
-    │                             the message is abandoned and redelivered
+    ├── CredentialError           the CLI could not get a token (the function instead treats
+    │                             a missing token as a failed read and retries it)
+    ├── ServiceBusSendError       the follow-up (next poll or event) could not be sent; after
+    │                             a wait that grows with the delivery count, the message is
+    │                             abandoned and redelivered
     ├── EventReceiveError         the CLI could not read the events subscription
     └── UsageError                the command line asks for something impossible (exit 64)
 

@@ -7,20 +7,28 @@ MessageIds are deterministic, which is what makes at-least-once safe: Service Bu
 duplicate detection drops a second message with the same id, so a redelivered step
 can neither fork a second polling chain nor publish a second terminal event.
 
-- next watch:     ``{watch_key}.{attempt}``
-- terminal event: ``{watch_key}.final`` (one per watch, whatever the outcome)
-- rejection:      ``rejected.{sha256(body)}``
+- next poll (polls queue): ``{watch_id}.{attempt}``
+- terminal event (topic):  ``{watch_id}.final`` (one per watch, whatever the outcome)
+- rejection (topic):       ``{delivery_key}.final`` (one per submission: the key of the
+  refused message, see ``InboundMessage.delivery_key``; at intake it is the watch id the
+  submission would have had)
+
+The watch id comes from the broker's identity of the intake message, so every
+submission, even of the same operation with the same correlation id, gets its own chain
+and its own terminal event. Pipelines cannot send to the polls queue or the topic, so no
+one can pre-send an id to suppress a follow-up.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from ops_status.clock import format_time
 from ops_status.decision import FinalStatus, Finish, Reschedule
@@ -82,17 +90,18 @@ def watch_message_id(request: WatchRequest) -> str:
 
 
 def build_watch_message(action: Reschedule) -> OutboundMessage:
-    """The next watch: same request, advanced poll state, deterministic id."""
+    """The next poll: same request, advanced poll state, deterministic id."""
     request = action.next_request
     return OutboundMessage(
         body=json.dumps(request.to_body(), separators=(",", ":")).encode(),
         message_id=watch_message_id(request),
         content_type=WATCH_CONTENT_TYPE,
-        subject="watch",
+        subject="poll",
         correlation_id=request.correlation_id,
         application_properties={
             "operationId": request.target.operation_id,
             "attempt": request.state.attempt if request.state else 0,
+            "watchId": request.watch_key,
         },
     )
 
@@ -122,6 +131,8 @@ def build_terminal_event(action: Finish, *, arm_endpoint: str, now: datetime) ->
         "finishedAt": format_time(now),
         "polls": state.attempt if state else 0,
         "correlationId": request.correlation_id,
+        "watchId": request.watch_key,
+        "submissionId": request.submission_id,
         "context": dict(request.context) if request.context is not None else None,
         "error": dict(outcome.error) if outcome.error is not None else None,
     }
@@ -131,7 +142,10 @@ def build_terminal_event(action: Finish, *, arm_endpoint: str, now: datetime) ->
         "subscriptionId": target.subscription_id,
         "operationId": target.operation_id,
         "polls": data["polls"],
+        "watchId": request.watch_key,
     }
+    if request.submission_id:
+        properties["submissionId"] = request.submission_id
     if target.location:
         properties["location"] = target.location
     if outcome.reason:
@@ -157,15 +171,24 @@ def build_terminal_event(action: Finish, *, arm_endpoint: str, now: datetime) ->
 
 
 def build_rejection_event(
-    raw_body: bytes, errors: list[str], *, now: datetime, delivery_id: str | None = None
+    raw_body: bytes,
+    errors: list[str],
+    *,
+    key: str,
+    now: datetime,
+    delivery_id: str | None = None,
 ) -> OutboundMessage:
     """The event that tells a pipeline its watch request was refused, and why.
 
-    The raw body is echoed (size-capped) so nothing is lost; a ``correlationId`` is
-    recovered from it when possible so the sending pipeline's filter still matches.
+    ``key`` is the refused message's ``delivery_key``: one rejection per submission (a
+    redelivery of the same message gets the same MessageId; two senders' identical bodies
+    get one each). The raw body is echoed (size-capped) so nothing is lost; the
+    ``correlationId``, ``operationId`` and ``subscriptionId`` are recovered from it when
+    they are plain enough to be safe, so the sending pipeline's filter still matches.
     """
-    message_id = "rejected." + hashlib.sha256(raw_body).hexdigest()[:32]
-    correlation_id = _recover_correlation_id(raw_body)
+    message_id = f"{key}.final"
+    recovered = _recover_ids(raw_body)
+    correlation_id = recovered.get("correlationId")
     text = raw_body.decode("utf-8", "replace")
     data: dict[str, Any] = {
         "status": "Rejected",
@@ -175,6 +198,9 @@ def build_rejection_event(
         "rawBodyTruncated": len(text) > MAX_RAW_BODY_CHARS,
         "rawBodyBytes": len(raw_body),
         "receivedMessageId": delivery_id,
+        "submissionId": delivery_id,
+        "operationId": recovered.get("operationId"),
+        "subscriptionId": recovered.get("subscriptionId"),
         "correlationId": correlation_id,
         "finishedAt": format_time(now),
     }
@@ -183,13 +209,15 @@ def build_rejection_event(
         "status": "Rejected",
         "reason": "InvalidWatchRequest",
     }
-    if correlation_id:
-        properties["correlationId"] = correlation_id
+    for name, value in recovered.items():
+        properties[name] = value
+    if delivery_id:
+        properties["submissionId"] = delivery_id
     envelope = _cloudevent(
         event_id=message_id,
         event_type=EventType.REJECTED,
         source="/ops-status/watch-requests",
-        subject=delivery_id,
+        subject=recovered.get("operationId") or delivery_id,
         now=now,
         data=data,
     )
@@ -286,14 +314,36 @@ def _shrink(value: Any, *, strings: int, items: int, depth: int) -> Any:
     return value
 
 
-def _recover_correlation_id(raw_body: bytes) -> str | None:
+# What a rejection may echo as a filterable property: printable ASCII, no spaces at the
+# ends, short. Anything else stays only in the (escaped) rawBody.
+_PLAIN = re.compile(r"[\x21-\x7e]([\x20-\x7e]{0,126}[\x21-\x7e])?")
+
+
+def _recover_ids(raw_body: bytes) -> dict[str, str]:
+    """``correlationId``, ``operationId`` and ``subscriptionId`` from a refused body, each
+    only when it is a plain string. ``operationId`` may come from a ``statusUrl``'s last
+    path segment. Never raises."""
     try:
         document = json.loads(raw_body[: 64 * 1024].decode("utf-8"))
     except (ValueError, RecursionError):
-        return None
+        return {}
     if not isinstance(document, dict):
-        return None
-    value = document.get("correlationId")
-    if isinstance(value, str) and 0 < len(value) <= 128 and value.isprintable():
-        return value
-    return None
+        return {}
+    found: dict[str, str] = {}
+    for name in ("correlationId", "operationId", "subscriptionId"):
+        value = document.get(name)
+        if isinstance(value, str) and _PLAIN.fullmatch(value):
+            found[name] = value
+    url = document.get("statusUrl")
+    if "operationId" not in found and isinstance(url, str) and len(url) <= 2048:
+        path = urlsplit(url).path if _PLAIN.fullmatch(url[:128]) else ""
+        segments = [unquote(s) for s in path.split("/") if s]
+        if segments and _PLAIN.fullmatch(segments[-1]):
+            found["operationId"] = segments[-1]
+        if (
+            len(segments) > 1
+            and segments[0].lower() == "subscriptions"
+            and _PLAIN.fullmatch(segments[1])
+        ):
+            found.setdefault("subscriptionId", segments[1])
+    return found

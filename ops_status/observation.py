@@ -69,6 +69,10 @@ class ReadFailureKind(str, Enum):
     """401/403: the identity lacks access (role assignments take minutes to propagate)."""
     REJECTED = "Rejected"
     """Any other 4xx: ARM refuses the request itself; retrying cannot help."""
+    TOKEN_UNAVAILABLE = "TokenUnavailable"  # noqa: S105 - a reason, not a secret
+    """No token for ARM (identity endpoint down or misconfigured): no read was possible.
+    Retried with back-off for its own grace, like any other failed read: raising instead
+    would make the host redeliver at once and dead-letter the watch within seconds."""
 
 
 @dataclass(frozen=True)

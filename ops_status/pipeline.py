@@ -6,9 +6,9 @@ does:
 - ``prepare_watch`` validates with ``parse_watch_request`` (the configured ARM endpoint
   and poll policy), so a bad request fails in the pipeline step, not later as a
   ``Rejected`` event;
-- ``submit_watch`` puts the first message of the chain on the queue with the MessageId
-  ``{watch key}.0`` (``watch_message_id``), so a retried step is dropped by Service Bus
-  duplicate detection;
+- ``submit_watch`` puts the submission on the intake queue with the MessageId
+  ``submission_key`` (a hash of the operation and the correlation id), so a retried step
+  is dropped by the intake queue's duplicate detection;
 - ``follow_operation`` polls in-process with the same ``StatusReader`` and ``decide`` the
   function uses (same delays, same Retry-After handling, same deadline), for pipelines
   that prefer to block. It needs no Service Bus.
@@ -25,11 +25,11 @@ from typing import Any
 
 from ops_status.clock import utcnow
 from ops_status.decision import Action, Finish, decide
-from ops_status.events import WATCH_CONTENT_TYPE, OutboundMessage, watch_message_id
+from ops_status.events import WATCH_CONTENT_TYPE, OutboundMessage
 from ops_status.handler import StatusReader
 from ops_status.observation import Observation
-from ops_status.request import WatchRequest, parse_watch_request
-from ops_status.servicebus import Outputs
+from ops_status.request import WatchRequest, parse_watch_request, submission_key
+from ops_status.servicebus import Intake
 from ops_status.settings import Settings
 
 __all__ = [
@@ -51,14 +51,16 @@ def prepare_watch(body: Mapping[str, Any], settings: Settings) -> WatchRequest:
 
 
 def initial_watch_message(request: WatchRequest) -> OutboundMessage:
-    """The first queue message of a watch: the validated body, MessageId ``{watch key}.0``.
+    """The submission: the validated body, MessageId ``submission_key(request)``.
 
-    Submitting the same watch twice (same operation, same correlation id) gives the same
-    MessageId, which duplicate detection drops.
+    Submitting the same watch twice (same operation, same correlation id) within the
+    intake queue's duplicate-detection window gives the same MessageId, which the queue
+    drops. The watch id itself is given at intake, from the broker's identity of this
+    message, so the function starts exactly one watch per kept submission.
     """
     return OutboundMessage(
         body=json.dumps(request.to_body(), separators=(",", ":")).encode(),
-        message_id=watch_message_id(request),
+        message_id=submission_key(request),
         content_type=WATCH_CONTENT_TYPE,
         subject="watch",
         correlation_id=request.correlation_id,
@@ -66,15 +68,13 @@ def initial_watch_message(request: WatchRequest) -> OutboundMessage:
     )
 
 
-def submit_watch(request: WatchRequest, outputs: Outputs) -> OutboundMessage:
-    """Put ``request`` on the watch queue, receivable at once; returns what was sent.
-
-    Sent unscheduled, so a runner whose clock runs ahead cannot delay the first read.
+def submit_watch(request: WatchRequest, outputs: Intake) -> OutboundMessage:
+    """Put ``request`` on the intake queue, receivable at once; returns what was sent.
 
     Raises ``ServiceBusSendError`` when the send fails.
     """
     message = initial_watch_message(request)
-    outputs.schedule_watch(message, None)
+    outputs.submit(message)
     return message
 
 
@@ -115,7 +115,7 @@ def follow_operation(
 
     Waits between reads exactly as the function would (``Reschedule.not_before``) and
     stops at the request's deadline (``TimedOut``). Raises only what ``reader`` raises
-    (``CredentialError``).
+    (the CLI's reader raises ``CredentialError`` when no token can be had).
 
     Example::
 

@@ -42,7 +42,7 @@ _BUDGET_SPREAD = 0.5
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """Every knob of the polling behaviour. The first ten are app settings (settings.py)."""
+    """Every knob of the polling behaviour. The first eleven are app settings (settings.py)."""
 
     min_delay: float = 3.0
     """Shortest wait between two reads of one operation, in seconds."""
@@ -64,6 +64,9 @@ class PollPolicy:
     """How long 401/403s are retried: new role assignments take minutes to propagate."""
     max_transient_failures: int = 10
     """Consecutive 5xx/timeouts/garbled answers tolerated before the watch fails."""
+    token_failure_grace: float = 1800.0
+    """How long the watch survives without a token (identity endpoint down, wrong client
+    id): an identity-endpoint incident lasts minutes, not the seconds a redelivery loop takes."""
     low_read_budget: int = 200
     """Below this many remaining subscription reads (ARM's bucket holds 250), delays are
     stretched by (low_read_budget / remaining)^3."""

@@ -7,8 +7,12 @@ comes out is a ``WatchRequest`` whose ``target.status_path`` is a path and query
 *relative to the configured ARM endpoint*. No field of a message can choose the host
 the bearer token is sent to.
 
-The same body travels back onto the queue on every reschedule, with ``pollState``
-added, so no process holds state while an operation runs.
+Two queues, one trust boundary. A pipeline sends a *submission* to the intake queue
+(``parse_watch_request``): every message there is a fresh watch, and the fields only
+ops-status writes (``pollState``, ``watchId``, ``submissionId``) are refused. Each
+follow-up travels on the polls queue, which only the app's identity may send to, with
+those fields added (``parse_poll_message``), so no process holds state while an
+operation runs and no pipeline can forge it.
 """
 
 from __future__ import annotations
@@ -30,10 +34,14 @@ from ops_status.policy import PollPolicy
 __all__ = [
     "DEFAULT_API_VERSION",
     "MAX_BODY_BYTES",
+    "FailureStreak",
     "OperationTarget",
     "PollState",
     "WatchRequest",
+    "parse_poll_message",
     "parse_watch_request",
+    "start_state",
+    "submission_key",
 ]
 
 DEFAULT_API_VERSION = "2025-07-01"
@@ -44,16 +52,19 @@ MAX_OPERATION_ID_LENGTH = 256
 MAX_CORRELATION_ID_LENGTH = 128
 MAX_JSON_DEPTH = 32
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_LOCATION = re.compile(r"^[A-Za-z0-9 ]{1,64}$")
+# Every pattern is used with ``fullmatch``: ``re.match(r"^...$")`` would accept a trailing
+# newline, which would then travel into ARM's path and into events.
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_LOCATION = re.compile(r"[A-Za-z0-9 ]{1,64}")
 # Unreserved characters plus a few sub-delimiters seen in real operation ids (``*`` in
 # many providers' ids, ``:``/``+``/``=`` in encoded ones). No '/', '?', '#', '%', '\'.
-_OPERATION_ID = re.compile(r"^[A-Za-z0-9._~*:+=!$@-]+$")
-_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview|-beta|-alpha|-privatepreview)?$")
-_CORRELATION_ID = re.compile(r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$")
-_PATH_SEGMENT = re.compile(r"^[A-Za-z0-9._~*:+=!$@,;()'-]+$")
-_RAW_SEGMENT = re.compile(r"^(?:[A-Za-z0-9._~*:+=!$@,;()'-]|%[0-9A-Fa-f]{2})+$")
-_LAST_STATUS = re.compile(r"^[\x20-\x7e]{0,64}$")
+_OPERATION_ID = re.compile(r"[A-Za-z0-9._~*:+=!$@-]+")
+# [0-9], not \d: \d also matches Arabic-Indic and fullwidth digits.
+_API_VERSION = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview|-beta|-alpha|-privatepreview)?")
+_CORRELATION_ID = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9._~*:+=!$@,;()'-]+")
+_RAW_SEGMENT = re.compile(r"(?:[A-Za-z0-9._~*:+=!$@,;()'-]|%[0-9A-Fa-f]{2})+")
+_WATCH_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -69,47 +80,80 @@ class OperationTarget:
 
 
 @dataclass(frozen=True)
+class FailureStreak:
+    """Consecutive failed reads of one kind (``ReadFailureKind`` value) since the last status."""
+
+    count: int
+    since: datetime
+
+
+@dataclass(frozen=True)
 class PollState:
-    """What the chain of polls has learnt so far; travels in the message as ``pollState``."""
+    """What the chain of polls has learnt so far; travels in the message as ``pollState``.
+
+    Written only by ops-status, on the polls queue, which pipelines cannot send to.
+    """
 
     first_seen: datetime
+    """When the submission reached the intake queue (the broker's enqueued time)."""
     deadline: datetime
+    """Fixed at intake: first_seen + timeout, or the request's earlier deadline."""
     attempt: int = 0
     """Status reads done so far."""
     last_status: str | None = None
     consecutive_failures: int = 0
-    failing_since: datetime | None = None
+    """Failed reads of any kind since the last status: drives the back-off."""
+    streaks: Mapping[str, FailureStreak] = field(default_factory=dict)
+    """Per failure kind, since the last status: each kind is judged against its own limit."""
 
 
 @dataclass(frozen=True)
 class WatchRequest:
-    """A validated watch request. Build it with ``parse_watch_request``."""
+    """A validated watch request. Build it with ``parse_watch_request`` (a submission from
+    the intake queue) or ``parse_poll_message`` (a follow-up from the polls queue)."""
 
     target: OperationTarget
     fields: Mapping[str, Any] = field(repr=False)
-    """The request's own fields, normalised, as they go back on the queue."""
+    """The request's own fields, normalised, as they go on to the polls queue."""
     correlation_id: str | None = None
     context: Mapping[str, Any] | None = None
     timeout: float | None = None
     deadline: datetime | None = None
     state: PollState | None = None
+    watch_id: str | None = None
+    """Set at intake from the submission's broker identity (see ``inbound``); None before."""
+    submission_id: str | None = None
+    """The intake message's MessageId, echoed in the events."""
 
     @property
     def watch_key(self) -> str:
-        """Stable id of this watch: same operation and correlation id, same key.
-
-        Message ids derive from it, so a redelivered step (or a pipeline that submits
-        the same watch twice) is dropped by Service Bus duplicate detection.
-        """
-        material = f"{self.target.status_path.split('?', 1)[0].lower()}|{self.correlation_id or ''}"
-        return hashlib.sha256(material.encode()).hexdigest()[:32]
+        """The watch id, or for a request not yet admitted (the CLI's ``watch``) a stable
+        key from the operation and correlation id. Message ids and jitter derive from it."""
+        if self.watch_id is not None:
+            return self.watch_id
+        return submission_key(self)
 
     def with_state(self, state: PollState) -> WatchRequest:
         return replace(self, state=state)
 
+    def admitted(
+        self, watch_id: str, *, submission_id: str | None, first_seen: datetime, policy: PollPolicy
+    ) -> WatchRequest:
+        """This submission as a watch: its id and its start state, deadline fixed now."""
+        return replace(
+            self,
+            watch_id=watch_id,
+            submission_id=submission_id,
+            state=start_state(self, first_seen, policy),
+        )
+
     def to_body(self) -> dict[str, Any]:
-        """The JSON body to put back on the queue (request fields + ``pollState``)."""
+        """The JSON body of the next poll message (request fields, ids, ``pollState``)."""
         body = dict(self.fields)
+        if self.watch_id is not None:
+            body["watchId"] = self.watch_id
+        if self.submission_id is not None:
+            body["submissionId"] = self.submission_id
         if self.state is not None:
             state: dict[str, Any] = {
                 "attempt": self.state.attempt,
@@ -118,25 +162,84 @@ class WatchRequest:
                 "lastStatus": self.state.last_status,
                 "consecutiveFailures": self.state.consecutive_failures,
             }
-            if self.state.failing_since is not None:
-                state["failingSince"] = format_time(self.state.failing_since)
+            if self.state.streaks:
+                state["failures"] = {
+                    kind: {"count": streak.count, "since": format_time(streak.since)}
+                    for kind, streak in self.state.streaks.items()
+                }
             body["pollState"] = state
         return body
+
+
+def submission_key(request: WatchRequest) -> str:
+    """A stable key from the operation and the correlation id: the MessageId the CLI gives
+    a submission, so a retried ``submit`` is dropped by the intake queue's duplicate
+    detection."""
+    path = request.target.status_path.split("?", 1)[0].lower()
+    material = f"{path}|{request.correlation_id or ''}"
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+# Fields only ops-status writes, on the polls queue. A submission carrying them is
+# refused rather than trusted: a pipeline must not choose its own poll state or id.
+_PRODUCT_FIELDS = ("pollState", "watchId", "submissionId")
 
 
 def parse_watch_request(
     body: bytes | str, *, arm_endpoint: str, policy: PollPolicy | None = None
 ) -> WatchRequest:
-    """Validate a queue message body and return the request it describes.
+    """Validate a submission (an intake-queue message body) and return its request.
 
     Raises ``InvalidWatchRequestError`` listing every problem found; never anything else.
     ``arm_endpoint`` is the configured endpoint (``scheme://host[:port]``): a ``statusUrl``
-    must point exactly there.
+    must point exactly there. ``pollState``, ``watchId`` and ``submissionId`` are refused:
+    they are written only by ops-status.
+    """
+    policy = policy or PollPolicy()
+    document = _decode(body)
+    errors = [
+        f"{name} is written only by ops-status (on its polls queue); a submission must not carry it"
+        for name in _PRODUCT_FIELDS
+        if name in document
+    ]
+    return _parse(document, arm_endpoint, policy, errors, trusted=False)
+
+
+def parse_poll_message(
+    body: bytes | str, *, arm_endpoint: str, policy: PollPolicy | None = None
+) -> WatchRequest:
+    """Validate a follow-up that ops-status wrote to its polls queue.
+
+    The target is validated as strictly as at intake (the token's destination never rests
+    on trust), but what only ops-status writes is taken as written, with the current
+    settings applied: a deadline beyond ``first_seen + max_timeout`` (the setting was
+    lowered while the watch ran) is clamped, not rejected.
     """
     policy = policy or PollPolicy()
     document = _decode(body)
     errors: list[str] = []
+    watch_id = document.get("watchId")
+    if not isinstance(watch_id, str) or not _WATCH_ID.fullmatch(watch_id):
+        errors.append("watchId must be the 32-hex-digit id ops-status wrote")
+    submission_id = document.get("submissionId")
+    if submission_id is not None and (
+        not isinstance(submission_id, str) or not 0 < len(submission_id) <= 128
+    ):
+        errors.append("submissionId must be a string of up to 128 characters")
+    if document.get("pollState") is None:
+        errors.append("pollState is missing")
+    request = _parse(document, arm_endpoint, policy, errors, trusted=True)
+    return replace(request, watch_id=watch_id, submission_id=submission_id)
 
+
+def _parse(
+    document: dict[str, Any],
+    arm_endpoint: str,
+    policy: PollPolicy,
+    errors: list[str],
+    *,
+    trusted: bool,
+) -> WatchRequest:
     has_url = "statusUrl" in document
     has_parts = any(k in document for k in ("subscriptionId", "location", "operationId"))
     target: OperationTarget | None = None
@@ -160,9 +263,9 @@ def parse_watch_request(
 
     correlation_id = _optional_correlation_id(document.get("correlationId"), errors)
     context = _optional_context(document.get("context"), errors)
-    timeout = _optional_timeout(document.get("timeout"), policy, errors)
+    timeout = _optional_timeout(document.get("timeout"), policy, errors, clamp=trusted)
     deadline = _optional_deadline(document.get("deadline"), errors)
-    state = _optional_state(document.get("pollState"), policy, errors)
+    state = _optional_state(document.get("pollState"), policy, errors) if trusted else None
 
     if errors or target is None:
         raise InvalidWatchRequestError(errors or ["missing target"])
@@ -170,7 +273,7 @@ def parse_watch_request(
     for name, value in (
         ("correlationId", correlation_id),
         ("context", context),
-        ("timeout", document.get("timeout") if timeout is not None else None),
+        ("timeout", timeout),
         ("deadline", document.get("deadline") if deadline is not None else None),
     ):
         if value is not None:
@@ -186,13 +289,13 @@ def parse_watch_request(
     )
 
 
-def start_state(request: WatchRequest, now: datetime, policy: PollPolicy) -> PollState:
-    """The poll state of a watch seen for the first time at ``now``."""
+def start_state(request: WatchRequest, first_seen: datetime, policy: PollPolicy) -> PollState:
+    """The poll state of a watch first seen at ``first_seen``: its deadline, fixed for good."""
     timeout = request.timeout if request.timeout is not None else policy.default_timeout
-    deadline = now + timedelta(seconds=timeout)
+    deadline = first_seen + timedelta(seconds=min(timeout, policy.max_timeout))
     if request.deadline is not None:
         deadline = min(deadline, request.deadline)
-    return PollState(first_seen=now, deadline=deadline)
+    return PollState(first_seen=first_seen, deadline=deadline)
 
 
 # -- decoding -------------------------------------------------------------------------
@@ -243,11 +346,24 @@ def _no_constants(name: str) -> Any:
 
 
 def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
+    """Nesting depth, walked without recursion: ``json.loads`` accepts a few hundred levels
+    more than a recursive walk survives (a 2.4 KB body raised RecursionError here)."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth += 1
+        if depth > MAX_JSON_DEPTH:
+            return depth  # deep enough to refuse; no need to walk the rest
+        deepest = max(deepest, depth)
+        pending.extend((child, depth) for child in children)
+    return deepest
 
 
 # -- target ---------------------------------------------------------------------------
@@ -259,21 +375,21 @@ def _target_from_parts(document: Mapping[str, Any], errors: list[str]) -> Operat
     operation = document.get("operationId")
     api_version = document.get("apiVersion", DEFAULT_API_VERSION)
     before = len(errors)
-    if not isinstance(subscription, str) or not _GUID.match(subscription):
+    if not isinstance(subscription, str) or not _GUID.fullmatch(subscription):
         errors.append("subscriptionId must be a GUID")
-    if not isinstance(location, str) or not _LOCATION.match(location) or not location.strip():
+    if not isinstance(location, str) or not _LOCATION.fullmatch(location) or not location.strip():
         errors.append("location must be an Azure region name (letters, digits and spaces)")
     if (
         not isinstance(operation, str)
         or not 0 < len(operation) <= MAX_OPERATION_ID_LENGTH
-        or not _OPERATION_ID.match(operation)
+        or not _OPERATION_ID.fullmatch(operation)
         or operation in (".", "..")
     ):
         errors.append(
             f"operationId must be 1-{MAX_OPERATION_ID_LENGTH} characters of letters, digits "
             "and ._~*:+=!$@- (no '/', '?', '#', '%' or spaces)"
         )
-    if not isinstance(api_version, str) or not _API_VERSION.match(api_version):
+    if not isinstance(api_version, str) or not _API_VERSION.fullmatch(api_version):
         errors.append("apiVersion must have the ARM date form YYYY-MM-DD[-preview]")
     if len(errors) > before:
         return None
@@ -320,7 +436,7 @@ def _target_from_url(value: Any, arm_endpoint: str, errors: list[str]) -> Operat
     if (
         url.scheme.lower() != endpoint.scheme
         or (url.hostname or "") != endpoint.hostname
-        or (port or default_port) != (endpoint.port or default_port)
+        or (default_port if port is None else port) != (endpoint.port or default_port)
     ):
         errors.append(
             f"statusUrl must point at the configured ARM endpoint {arm_endpoint} "
@@ -334,7 +450,7 @@ def _target_from_url(value: Any, arm_endpoint: str, errors: list[str]) -> Operat
     if len(segments) < 4 or segments[0] != "" or segments[1].lower() != "subscriptions":
         errors.append("statusUrl path must start with /subscriptions/{subscriptionId}/")
         return None
-    if not _GUID.match(segments[2]):
+    if not _GUID.fullmatch(segments[2]):
         errors.append("statusUrl path must start with /subscriptions/{subscriptionId}/ (a GUID)")
         return None
     rest = segments[3:]
@@ -349,7 +465,7 @@ def _target_from_url(value: Any, arm_endpoint: str, errors: list[str]) -> Operat
         errors.append("statusUrl has a malformed query string")
         return None
     versions = [v for k, v in query if k == "api-version"]
-    if len(versions) != 1 or not _API_VERSION.match(versions[0]):
+    if len(versions) != 1 or not _API_VERSION.fullmatch(versions[0]):
         errors.append("statusUrl must carry exactly one api-version of the ARM date form")
         return None
     lowered = [s.lower() for s in rest]
@@ -375,12 +491,12 @@ def _segment_problem(segment: str) -> str | None:
     re-route the request once a server decodes it."""
     if not segment:
         return "has an empty segment"
-    if not _RAW_SEGMENT.match(segment):
+    if not _RAW_SEGMENT.fullmatch(segment):
         return "has characters outside a URL path segment"
     decoded = unquote(segment)
     if decoded in (".", ".."):
         return "must not contain dot segments"
-    if not _PATH_SEGMENT.match(decoded):
+    if not _PATH_SEGMENT.fullmatch(decoded):
         return "must not encode '/', '\\', '%', '?', '#' or control characters"
     return None
 
@@ -394,7 +510,7 @@ def _optional_correlation_id(value: Any, errors: list[str]) -> str | None:
     if (
         not isinstance(value, str)
         or len(value) > MAX_CORRELATION_ID_LENGTH
-        or not _CORRELATION_ID.match(value)
+        or not _CORRELATION_ID.fullmatch(value)
     ):
         errors.append(
             f"correlationId must be 1-{MAX_CORRELATION_ID_LENGTH} printable ASCII characters"
@@ -416,7 +532,9 @@ def _optional_context(value: Any, errors: list[str]) -> dict[str, Any] | None:
     return value
 
 
-def _optional_timeout(value: Any, policy: PollPolicy, errors: list[str]) -> float | None:
+def _optional_timeout(
+    value: Any, policy: PollPolicy, errors: list[str], *, clamp: bool = False
+) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -431,6 +549,8 @@ def _optional_timeout(value: Any, policy: PollPolicy, errors: list[str]) -> floa
         errors.append("timeout must be a positive number of seconds")
         return None
     if seconds > policy.max_timeout:
+        if clamp:  # a running watch, after OPS_STATUS_MAX_TIMEOUT was lowered
+            return policy.max_timeout
         errors.append(f"timeout must not exceed {policy.max_timeout:g} seconds")
         return None
     return seconds
@@ -450,8 +570,9 @@ def _optional_deadline(value: Any, errors: list[str]) -> datetime | None:
 
 
 def _optional_state(value: Any, policy: PollPolicy, errors: list[str]) -> PollState | None:
-    if value is None:
-        return None
+    """The poll state ops-status wrote. Its fields are checked for shape (a bug or a
+    version skew must not crash the handler), and the current ``max_timeout`` is applied
+    by clamping the deadline: this message came from the product itself."""
     problem = "pollState is written by ops-status and was altered or truncated"
     if not isinstance(value, dict):
         errors.append(problem)
@@ -460,32 +581,33 @@ def _optional_state(value: Any, policy: PollPolicy, errors: list[str]) -> PollSt
         attempt = value["attempt"]
         failures = value.get("consecutiveFailures", 0)
         last_status = value.get("lastStatus")
-        if not all(
-            isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= 1_000_000
-            for n in (attempt, failures)
-        ):
+        if not all(_is_count(n) for n in (attempt, failures)):
             raise ValueError("counter out of range")
-        if last_status is not None and (
-            not isinstance(last_status, str) or not _LAST_STATUS.match(last_status)
-        ):
+        if last_status is not None and (not isinstance(last_status, str) or len(last_status) > 64):
             raise ValueError("lastStatus")
         first_seen = parse_time(value["firstSeen"])
         deadline = parse_time(value["deadline"])
-        failing_since = (
-            parse_time(value["failingSince"]) if value.get("failingSince") is not None else None
-        )
+        streaks: dict[str, FailureStreak] = {}
+        for kind, streak in (value.get("failures") or {}).items():
+            if not isinstance(kind, str) or len(kind) > 32 or not _is_count(streak["count"]):
+                raise ValueError("failures")
+            streaks[kind] = FailureStreak(streak["count"], parse_time(streak["since"]))
     except (KeyError, TypeError, ValueError, AttributeError):
         errors.append(problem)
         return None
-    # One extra minute of slack: the deadline is computed from a clock read after first_seen.
-    if deadline < first_seen or (deadline - first_seen).total_seconds() > policy.max_timeout + 60:
+    if deadline < first_seen:
         errors.append(problem)
         return None
+    deadline = min(deadline, first_seen + timedelta(seconds=policy.max_timeout))
     return PollState(
         first_seen=first_seen,
         deadline=deadline,
         attempt=attempt,
         last_status=last_status,
         consecutive_failures=failures,
-        failing_since=failing_since,
+        streaks=streaks,
     )
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1_000_000

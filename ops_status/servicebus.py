@@ -1,9 +1,10 @@
 """ServiceBusOutputClient: sends the handler's follow-ups with the azure-servicebus SDK.
 
-Two outputs, two methods: ``schedule_watch`` puts the next watch back on the queue
+Two outputs, two methods: ``schedule_poll`` puts the next poll on the polls queue
 with a scheduled enqueue time; ``send_event`` publishes a terminal or rejection event
-on the topic. (The Functions output binding can do neither: it cannot schedule or set
-properties.)
+on the topic. (``submit`` is the pipeline's side, for the CLI: a fresh watch on the
+intake queue; the app itself never sends there.) The Functions output binding can do
+neither: it cannot schedule or set properties.
 
 One ``ServiceBusClient`` per process and one sender per entity, opened on first use
 and kept: opening costs a connection and a CBS handshake. The SDK documents no thread
@@ -26,7 +27,7 @@ from ops_status.errors import ServiceBusSendError
 from ops_status.events import OutboundMessage
 from ops_status.logs import log
 
-__all__ = ["Outputs", "ServiceBusOutputClient"]
+__all__ = ["Intake", "Outputs", "ServiceBusOutputClient"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,39 +35,59 @@ logger = logging.getLogger(__name__)
 class Outputs(Protocol):
     """Where the handler's follow-ups go. Tests pass an in-memory recorder."""
 
-    def schedule_watch(self, message: OutboundMessage, enqueue_at: datetime | None) -> None:
-        """Put ``message`` on the watch queue, receivable from ``enqueue_at`` (None: at once,
-        by the broker's clock rather than ours)."""
+    def schedule_poll(self, message: OutboundMessage, enqueue_at: datetime) -> None:
+        """Put ``message`` on the polls queue, receivable from ``enqueue_at``."""
 
     def send_event(self, message: OutboundMessage) -> None:
         """Publish ``message`` on the events topic."""
 
 
+class Intake(Protocol):
+    """Where a pipeline submits a watch (the CLI's ``submit``). Tests pass a recorder."""
+
+    def submit(self, message: OutboundMessage) -> None:
+        """Put ``message`` on the intake queue, receivable at once."""
+
+
 class ServiceBusOutputClient:
-    """Sends to one watch queue and one events topic of one namespace.
+    """Sends to the polls queue and the events topic of one namespace (and, for the CLI,
+    to the intake queue).
 
     Example::
 
         client = ServiceBusClient("contoso.servicebus.windows.net", credential)
-        outputs = ServiceBusOutputClient(client, queue="watches", topic="events")
+        outputs = ServiceBusOutputClient(client, polls_queue="polls", topic="events")
         outputs.send_event(message)
     """
 
-    def __init__(self, client: ServiceBusClient, *, queue: str, topic: str) -> None:
+    def __init__(
+        self,
+        client: ServiceBusClient,
+        *,
+        polls_queue: str,
+        topic: str,
+        intake_queue: str | None = None,
+    ) -> None:
         self._client = client
-        self._queue = queue
+        self._queues = {polls_queue} | ({intake_queue} if intake_queue else set())
+        self._polls_queue = polls_queue
+        self._intake_queue = intake_queue
         self._topic = topic
         self._senders: dict[str, ServiceBusSender] = {}
-        self._locks = {queue: threading.Lock(), topic: threading.Lock()}
+        self._locks = {entity: threading.Lock() for entity in (*self._queues, topic)}
 
-    def schedule_watch(self, message: OutboundMessage, enqueue_at: datetime | None) -> None:
-        if enqueue_at is None:
-            sb_message = _to_sdk(message)
-        else:
-            sb_message = _to_sdk(
-                message, scheduled_enqueue_time_utc=enqueue_at.astimezone(timezone.utc)
-            )
-        self._send(self._queue, sb_message, message)
+    def schedule_poll(self, message: OutboundMessage, enqueue_at: datetime) -> None:
+        sb_message = _to_sdk(
+            message, scheduled_enqueue_time_utc=enqueue_at.astimezone(timezone.utc)
+        )
+        self._send(self._polls_queue, sb_message, message)
+
+    def submit(self, message: OutboundMessage) -> None:
+        """Put a fresh watch on the intake queue, receivable at once (by the broker's clock:
+        a runner whose clock runs ahead cannot delay the first read)."""
+        if self._intake_queue is None:
+            raise ValueError("this client was built without an intake queue")
+        self._send(self._intake_queue, _to_sdk(message), message)
 
     def send_event(self, message: OutboundMessage) -> None:
         self._send(self._topic, _to_sdk(message), message)
@@ -85,7 +106,7 @@ class ServiceBusOutputClient:
             if sender is None:
                 sender = (
                     self._client.get_queue_sender(entity)
-                    if entity == self._queue
+                    if entity in self._queues
                     else self._client.get_topic_sender(entity)
                 )
                 self._senders[entity] = sender

@@ -36,7 +36,10 @@ SERVICE_BUS_CONNECTION = "ServiceBusConnection"
 SERVICE_BUS_NAMESPACE = "ServiceBusConnection__fullyQualifiedNamespace"
 # The trigger's user-assigned identity; the app's own credential falls back to it.
 SERVICE_BUS_CLIENT_ID = "ServiceBusConnection__clientId"
-WATCH_QUEUE = "OPS_STATUS_WATCH_QUEUE"
+# Two queues, one trust boundary: pipelines may send only to the intake queue; the
+# polls queue carries the product's own follow-ups and only the app's identity sends there.
+INTAKE_QUEUE = "OPS_STATUS_INTAKE_QUEUE"
+POLLS_QUEUE = "OPS_STATUS_POLLS_QUEUE"
 EVENTS_TOPIC = "OPS_STATUS_EVENTS_TOPIC"
 
 ARM_ENDPOINT = "OPS_STATUS_ARM_ENDPOINT"
@@ -55,12 +58,21 @@ RETRY_AFTER_MAX = "OPS_STATUS_RETRY_AFTER_MAX"
 NOT_FOUND_GRACE = "OPS_STATUS_NOT_FOUND_GRACE"
 AUTH_FAILURE_GRACE = "OPS_STATUS_AUTH_FAILURE_GRACE"
 MAX_TRANSIENT_FAILURES = "OPS_STATUS_MAX_TRANSIENT_FAILURES"
+TOKEN_FAILURE_GRACE = "OPS_STATUS_TOKEN_FAILURE_GRACE"  # noqa: S105 - a setting name
+SEND_RETRY_DELAY = "OPS_STATUS_SEND_RETRY_DELAY"
+
+# Seconds per delivery a handler waits before giving a failed send back to Service Bus
+# (delivery n waits n x this): abandon redelivers at once, so without it MaxDeliveryCount
+# (10) is spent in seconds. 15 s spaces ten deliveries over 15 x (1 + ... + 9) = 675 s.
+DEFAULT_SEND_RETRY_DELAY = 15.0
+# The wait is capped well inside functionTimeout (300 s) and the host's lock renewal.
+MAX_SEND_RETRY_WAIT = 180.0
 
 _DEFAULT_POLICY = PollPolicy()
 
 # Settings with no default. (ServiceBusConnection, a connection string, may stand in for
 # the namespace, for emulators.)
-REQUIRED_SETTINGS = (WATCH_QUEUE, EVENTS_TOPIC, SERVICE_BUS_NAMESPACE)
+REQUIRED_SETTINGS = (INTAKE_QUEUE, POLLS_QUEUE, EVENTS_TOPIC, SERVICE_BUS_NAMESPACE)
 
 # Every optional setting and the default used when it is absent (as the string an app
 # setting would hold). Required settings are not listed: see ``load_settings``.
@@ -80,10 +92,12 @@ SETTINGS_WITH_DEFAULTS: Mapping[str, str] = {
     NOT_FOUND_GRACE: f"{_DEFAULT_POLICY.not_found_grace:g}",
     AUTH_FAILURE_GRACE: f"{_DEFAULT_POLICY.auth_failure_grace:g}",
     MAX_TRANSIENT_FAILURES: f"{_DEFAULT_POLICY.max_transient_failures}",
+    TOKEN_FAILURE_GRACE: f"{_DEFAULT_POLICY.token_failure_grace:g}",
+    SEND_RETRY_DELAY: f"{DEFAULT_SEND_RETRY_DELAY:g}",
 }
 
 CredentialKind = Literal["managedidentity", "default"]
-_ENTITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/~]{0,259}$")
+_ENTITY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/~]{0,259}")
 _LOOPBACK_NAMES = {"localhost"}
 
 
@@ -91,7 +105,10 @@ _LOOPBACK_NAMES = {"localhost"}
 class Settings:
     """Validated configuration of one process. Build it with ``load_settings()``."""
 
-    watch_queue: str
+    intake_queue: str
+    """Where pipelines send watch requests (every message there is a fresh watch)."""
+    polls_queue: str
+    """Where the product schedules its own follow-ups (only the app's identity sends here)."""
     events_topic: str
     arm_endpoint: str
     credential: CredentialKind = "managedidentity"
@@ -100,6 +117,7 @@ class Settings:
     service_bus_connection_string: str | None = field(default=None, repr=False)
     http_connect_timeout: float = 5.0
     http_read_timeout: float = 30.0
+    send_retry_delay: float = DEFAULT_SEND_RETRY_DELAY
     policy: PollPolicy = field(default_factory=PollPolicy)
 
     @property
@@ -111,7 +129,8 @@ class Settings:
         # The connection string may carry a SAS key: never print it.
         secret = "<set>" if self.service_bus_connection_string else None
         return (
-            f"Settings(watch_queue={self.watch_queue!r}, events_topic={self.events_topic!r}, "
+            f"Settings(intake_queue={self.intake_queue!r}, polls_queue={self.polls_queue!r}, "
+            f"events_topic={self.events_topic!r}, "
             f"arm_endpoint={self.arm_endpoint!r}, credential={self.credential!r}, "
             f"client_id={self.client_id!r}, service_bus_namespace={self.service_bus_namespace!r}, "
             f"service_bus_connection_string={secret!r}, policy={self.policy!r})"
@@ -121,7 +140,7 @@ class Settings:
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: str) -> Settings:
     """Read and validate every setting, or raise ``ConfigurationError`` naming the bad one.
 
-    ``overrides`` are keyed by setting name (``load_settings(OPS_STATUS_WATCH_QUEUE="q")``)
+    ``overrides`` are keyed by setting name (``load_settings(OPS_STATUS_INTAKE_QUEUE="q")``)
     and beat the environment.
 
     Example::
@@ -154,7 +173,14 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: str) ->
             )
         return value
 
-    watch_queue = _entity_name(WATCH_QUEUE, required(WATCH_QUEUE))
+    intake_queue = _entity_name(INTAKE_QUEUE, required(INTAKE_QUEUE))
+    polls_queue = _entity_name(POLLS_QUEUE, required(POLLS_QUEUE))
+    if polls_queue.lower() == intake_queue.lower():
+        raise ConfigurationError(
+            POLLS_QUEUE,
+            f"must differ from {INTAKE_QUEUE}: poll state is trusted only on a queue that "
+            "pipelines cannot send to",
+        )
     events_topic = _entity_name(EVENTS_TOPIC, required(EVENTS_TOPIC))
 
     namespace = source.get(SERVICE_BUS_NAMESPACE, "").strip() or None
@@ -192,6 +218,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: str) ->
         not_found_grace=number(NOT_FOUND_GRACE, minimum=0, maximum=86400),
         auth_failure_grace=number(AUTH_FAILURE_GRACE, minimum=0, maximum=86400),
         max_transient_failures=int(number(MAX_TRANSIENT_FAILURES, minimum=0, maximum=1000)),
+        token_failure_grace=number(TOKEN_FAILURE_GRACE, minimum=0, maximum=86400),
     )
     if policy.max_delay < policy.min_delay:
         raise ConfigurationError(POLL_MAX_DELAY, f"must not be below {POLL_MIN_DELAY}")
@@ -199,7 +226,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: str) ->
         raise ConfigurationError(DEFAULT_TIMEOUT, f"must not exceed {MAX_TIMEOUT}")
 
     return Settings(
-        watch_queue=watch_queue,
+        intake_queue=intake_queue,
+        polls_queue=polls_queue,
         events_topic=events_topic,
         arm_endpoint=_arm_endpoint(optional(ARM_ENDPOINT)),
         credential=credential,  # type: ignore[arg-type]  # checked just above
@@ -208,6 +236,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: str) ->
         service_bus_connection_string=connection_string if namespace is None else None,
         http_connect_timeout=number(HTTP_CONNECT_TIMEOUT, minimum=0.1, maximum=120),
         http_read_timeout=number(HTTP_READ_TIMEOUT, minimum=0.1, maximum=300),
+        send_retry_delay=number(SEND_RETRY_DELAY, minimum=0, maximum=60),
         policy=policy,
     )
 
@@ -245,7 +274,7 @@ def _arm_endpoint(raw: str) -> str:
 
 
 def _entity_name(setting: str, value: str) -> str:
-    if not _ENTITY_NAME.match(value):
+    if not _ENTITY_NAME.fullmatch(value):
         raise ConfigurationError(setting, f"is not a valid Service Bus entity name: {value!r}")
     return value
 

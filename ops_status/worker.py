@@ -3,9 +3,10 @@
 For users who run consumers in containers (Container Apps, AKS with KEDA) rather than
 Functions. It hosts the same ``handle_watch_message`` with the host's semantics:
 
-- PeekLock receive, ``concurrency`` handlers at once (one receiver per handler thread:
-  receivers are not documented as thread-safe, and AMQP connections stay bounded by
-  the concurrency, never by the message count);
+- PeekLock receive from both queues (intake and polls: one handler, told which queue a
+  message came from), ``concurrency`` handlers at once spread over the queues (one
+  receiver per handler thread: receivers are not documented as thread-safe, and AMQP
+  connections stay bounded by the concurrency, never by the message count);
 - complete on success, abandon on exception (Service Bus redelivers, then dead-letters
   after MaxDeliveryCount);
 - locks renewed while a handler runs (``AutoLockRenewer``), up to ``max_lock_renewal``;
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -28,6 +29,7 @@ from azure.servicebus import AutoLockRenewer, ServiceBusClient, ServiceBusReceiv
 from azure.servicebus import ServiceBusReceiver as SdkReceiver
 
 from ops_status.handler import Dependencies, handle_watch_message
+from ops_status.inbound import InboundMessage, Queue
 from ops_status.logs import bind, log
 
 __all__ = ["Worker", "WorkerStats", "run_worker"]
@@ -57,14 +59,15 @@ class Worker:
 
     Example::
 
-        worker = Worker(service_bus_client, "ops-status-watches", get_dependencies())
+        queues = {Queue.INTAKE: "ops-status-intake", Queue.POLLS: "ops-status-polls"}
+        worker = Worker(service_bus_client, queues, get_dependencies())
         worker.run()          # blocks until worker.stop() is called from elsewhere
     """
 
     def __init__(
         self,
         client: ServiceBusClient,
-        queue: str,
+        queues: Mapping[Queue, str],
         dependencies: Dependencies,
         *,
         concurrency: int = 16,
@@ -73,8 +76,10 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if not queues:
+            raise ValueError("give at least one queue")
         self._client = client
-        self._queue = queue
+        self._queues = dict(queues)
         self._dependencies = dependencies
         self._concurrency = concurrency
         self._max_lock_renewal = max_lock_renewal
@@ -89,12 +94,22 @@ class Worker:
     def run(self) -> WorkerStats:
         """Receive and handle until ``stop()``; returns when every handler has settled."""
         renewer = AutoLockRenewer(max_lock_renewal_duration=self._max_lock_renewal)
+        sources = list(self._queues.items())
+        # Every queue gets at least one receiver; the rest are dealt out in turn.
         threads = [
-            threading.Thread(target=self._loop, args=(renewer,), name=f"ops-status-{n}")
-            for n in range(self._concurrency)
+            threading.Thread(
+                target=self._loop,
+                args=(renewer, *sources[n % len(sources)]),
+                name=f"ops-status-{sources[n % len(sources)][0].value}-{n}",
+            )
+            for n in range(max(self._concurrency, len(sources)))
         ]
         log(
-            logger, logging.INFO, "worker.started", queue=self._queue, concurrency=self._concurrency
+            logger,
+            logging.INFO,
+            "worker.started",
+            queues=",".join(self._queues.values()),
+            concurrency=len(threads),
         )
         try:
             for thread in threads:
@@ -112,17 +127,17 @@ class Worker:
         )
         return self.stats
 
-    def _loop(self, renewer: AutoLockRenewer) -> None:
+    def _loop(self, renewer: AutoLockRenewer, source: Queue, queue: str) -> None:
         while not self._stopping.is_set():
             try:
                 with self._client.get_queue_receiver(
-                    self._queue, prefetch_count=0, auto_lock_renewer=renewer
+                    queue, prefetch_count=0, auto_lock_renewer=renewer
                 ) as receiver:
                     while not self._stopping.is_set():
                         for message in receiver.receive_messages(
                             max_message_count=1, max_wait_time=_RECEIVE_WAIT
                         ):
-                            self._handle(receiver, message)
+                            self._handle(receiver, message, source)
             except (AzureError, OSError) as exc:
                 # A dropped connection or a broker hiccup: reopen the receiver. The
                 # message being handled (if any) was settled or its lock will expire.
@@ -136,15 +151,12 @@ class Worker:
                 )
                 self._stopping.wait(1.0)
 
-    def _handle(self, receiver: SdkReceiver, message: ServiceBusReceivedMessage) -> None:
+    def _handle(
+        self, receiver: SdkReceiver, message: ServiceBusReceivedMessage, source: Queue
+    ) -> None:
         with bind(message_id=message.message_id, delivery_count=message.delivery_count):
             try:
-                self._handler(
-                    b"".join(message.body),
-                    self._dependencies,
-                    message_id=message.message_id,
-                    delivery_count=message.delivery_count,
-                )
+                self._handler(InboundMessage.from_sdk(message, source), self._dependencies)
             except Exception as exc:  # noqa: BLE001 - the host's contract: abandon, redeliver
                 log(
                     logger,

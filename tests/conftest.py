@@ -13,7 +13,8 @@ from ops_status.settings import Settings, load_settings
 SAMPLES = Path(__file__).parent / "samples"
 
 BASE_ENVIRONMENT = {
-    "OPS_STATUS_WATCH_QUEUE": "watches",
+    "OPS_STATUS_INTAKE_QUEUE": "intake",
+    "OPS_STATUS_POLLS_QUEUE": "polls",
     "OPS_STATUS_EVENTS_TOPIC": "events",
     "ServiceBusConnection__fullyQualifiedNamespace": "contoso.servicebus.windows.net",
 }

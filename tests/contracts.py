@@ -19,6 +19,7 @@ def _validator(name: str) -> Draft202012Validator:
 
 WATCH_REQUEST = _validator("watch-request.schema.json")
 EVENT = _validator("event.schema.json")
+POLL_MESSAGE = _validator("poll-message.schema.json")
 
 
 def assert_valid_event(body: bytes | dict[str, Any]) -> dict[str, Any]:
@@ -30,4 +31,10 @@ def assert_valid_event(body: bytes | dict[str, Any]) -> dict[str, Any]:
 def assert_valid_watch_request(body: bytes | dict[str, Any]) -> dict[str, Any]:
     document = json.loads(body) if isinstance(body, bytes) else body
     WATCH_REQUEST.validate(document)
+    return document
+
+
+def assert_valid_poll_message(body: bytes | dict[str, Any]) -> dict[str, Any]:
+    document = json.loads(body) if isinstance(body, bytes) else body
+    POLL_MESSAGE.validate(document)
     return document

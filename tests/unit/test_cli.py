@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 
 from ops_status import cli
-from ops_status.events import watch_message_id
 from ops_status.observation import ReadFailure, ReadFailureKind, StatusRead
-from ops_status.request import parse_watch_request
+from ops_status.request import parse_watch_request, submission_key
 from tests.contracts import assert_valid_watch_request
 
 SUBSCRIPTION = "e7b5a9d2-6b6a-4d2f-9143-20d9a10f5b8f"
@@ -28,7 +27,7 @@ STATUS_URL = (
 SETTING_NAMES = [
     "ServiceBusConnection",
     "ServiceBusConnection__fullyQualifiedNamespace",
-    "OPS_STATUS_WATCH_QUEUE",
+    "OPS_STATUS_INTAKE_QUEUE",
     "OPS_STATUS_EVENTS_TOPIC",
     "OPS_STATUS_ARM_ENDPOINT",
     "OPS_STATUS_CREDENTIAL",
@@ -220,17 +219,16 @@ def test_dry_run_prints_the_message_id_a_retried_step_would_get_again(
     first = run(capsys, *argv)
     second = run(capsys, *argv)
 
-    expected = watch_message_id(
+    expected = submission_key(
         parse_watch_request(
             json.dumps({"statusUrl": STATUS_URL, "correlationId": "run-1"}),
             arm_endpoint="https://management.azure.com",
         )
     )
     assert first == second == (0, expected + "\n", "")
-    assert expected.endswith(".0")
 
 
-def test_dry_run_json_shows_the_validated_body_and_the_event_id(
+def test_dry_run_json_shows_the_validated_body_and_the_message_id(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, out, _ = run(
@@ -241,7 +239,8 @@ def test_dry_run_json_shows_the_validated_body_and_the_event_id(
     document = json.loads(out)
     assert code == 0
     assert document["sent"] is False
-    assert document["eventId"] == document["messageId"].replace(".0", ".final")
+    assert re.fullmatch("[0-9a-f]{32}", document["messageId"])
+    assert "eventId" not in document  # given at intake, from the broker's identity
     # What goes on the queue is the normalised request (region, default api-version).
     assert document["body"]["location"] == "westus"
     assert document["body"]["apiVersion"] == "2025-07-01"
@@ -254,7 +253,7 @@ def test_submit_without_a_correlation_id_warns_but_succeeds(
     code, out, err = run(capsys, "submit", "--dry-run", "--status-url", STATUS_URL)
 
     assert code == 0
-    assert out.strip().endswith(".0")
+    assert re.fullmatch("[0-9a-f]{32}", out.strip())
     assert "warning: no --correlation-id" in err
 
 
@@ -327,7 +326,7 @@ def test_the_cli_defaults_to_the_default_azure_credential(
 
 
 def test_flags_beat_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPS_STATUS_WATCH_QUEUE", "env-queue")
+    monkeypatch.setenv("OPS_STATUS_INTAKE_QUEUE", "env-queue")
     monkeypatch.setenv(
         "ServiceBusConnection__fullyQualifiedNamespace", "env.servicebus.windows.net"
     )
@@ -340,7 +339,7 @@ def test_flags_beat_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     )  # fmt: skip
     settings = cli._settings(args, queue=True, service_bus=True)
 
-    assert settings.watch_queue == "flag-queue"
+    assert settings.intake_queue == "flag-queue"
     assert settings.service_bus_namespace is None
     assert settings.service_bus_connection_string is not None
     assert "flag.servicebus" in settings.service_bus_connection_string
@@ -369,7 +368,7 @@ def test_a_missing_setting_names_the_setting_and_the_flag(
 
     assert code == 64
     assert err == (
-        "ops-status: error: OPS_STATUS_WATCH_QUEUE: is required but not set "
+        "ops-status: error: OPS_STATUS_INTAKE_QUEUE: is required but not set "
         "(set it, or pass --queue)\n"
     )
 
@@ -378,7 +377,7 @@ def test_a_setting_the_command_does_not_use_is_not_checked(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ServiceBusConnection", "not a connection string")
-    monkeypatch.setenv("OPS_STATUS_WATCH_QUEUE", "bad queue name!")
+    monkeypatch.setenv("OPS_STATUS_INTAKE_QUEUE", "bad queue name!")
 
     code, _, _ = run(capsys, "submit", "--dry-run", "--status-url", STATUS_URL)
 

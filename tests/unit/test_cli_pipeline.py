@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from ops_status import cli
 from ops_status.decision import FinalStatus, Reason
-from ops_status.events import build_terminal_event, watch_message_id
+from ops_status.events import build_terminal_event
 from ops_status.observation import ReadFailure, ReadFailureKind, StatusRead
 from ops_status.pipeline import (
     PollReport,
@@ -23,6 +24,7 @@ from ops_status.pipeline import (
     prepare_watch,
     submit_watch,
 )
+from ops_status.request import submission_key
 from ops_status.settings import Settings
 from tests.contracts import assert_valid_event, assert_valid_watch_request
 from tests.fakes import RecordingOutputs, ScriptedStatusReader
@@ -65,10 +67,11 @@ def test_submit_sends_the_validated_body_now_with_the_first_deterministic_id(
 
     message = submit_watch(request, outputs)
 
-    [(sent, enqueue_at)] = outputs.scheduled
+    [sent] = outputs.submitted  # unscheduled: receivable at once by the broker's clock
+    assert outputs.scheduled == []
     assert sent is message
-    assert enqueue_at is None  # unscheduled: receivable at once by the broker's clock
-    assert message.message_id == watch_message_id(request) == f"{request.watch_key}.0"
+    assert message.message_id == submission_key(request)
+    assert re.fullmatch("[0-9a-f]{32}", message.message_id)
     assert message.correlation_id == "run-1"
     assert message.application_properties == {"operationId": "op-1", "attempt": 0}
     body = assert_valid_watch_request(json.loads(message.body))

@@ -20,15 +20,23 @@ from ops_status.observation import ReadFailure, ReadFailureKind, StatusRead
 from ops_status.policy import PollPolicy
 from ops_status.request import parse_watch_request
 from tests.conftest import sample, sample_bytes
-from tests.contracts import assert_valid_event, assert_valid_watch_request
+from tests.contracts import (
+    assert_valid_event,
+    assert_valid_poll_message,
+    assert_valid_watch_request,
+)
 
 ARM = "https://management.azure.com"
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 POLICY = PollPolicy()
 
 
+KEY = "0123456789abcdef0123456789abcdef"
+
+
 def request():  # type: ignore[no-untyped-def]
-    return parse_watch_request(sample_bytes("watch-parts.json"), arm_endpoint=ARM)
+    submitted = parse_watch_request(sample_bytes("watch-parts.json"), arm_endpoint=ARM)
+    return submitted.admitted(KEY, submission_id="sub-1", first_seen=T0, policy=POLICY)
 
 
 def finish(observation: object) -> Finish:
@@ -67,6 +75,8 @@ def test_failed_event_is_a_structured_cloudevent_carrying_the_nested_arm_error()
         "operationId": "testoperationid",
         "correlationId": "pipeline-run-4711",
         "polls": 1,
+        "watchId": request().watch_key,
+        "submissionId": "sub-1",
     }
 
 
@@ -117,7 +127,7 @@ def test_next_watch_message_has_a_deterministic_id_per_attempt_and_a_valid_body(
 
     assert message.message_id == f"{request().watch_key}.1"
     assert message.message_id == again.message_id
-    body = assert_valid_watch_request(message.body)
+    body = assert_valid_poll_message(message.body)
     assert body["pollState"]["attempt"] == 1
     assert body["correlationId"] == "pipeline-run-4711"
 
@@ -151,7 +161,9 @@ def test_small_error_is_never_marked_truncated() -> None:
 def test_rejection_event_carries_errors_raw_body_and_recovered_correlation_id() -> None:
     raw = json.dumps({"operationId": "../x", "correlationId": "run-9"}).encode()
 
-    message = build_rejection_event(raw, ["operationId must be ..."], now=T0, delivery_id="m-1")
+    message = build_rejection_event(
+        raw, ["operationId must be ..."], key=KEY, now=T0, delivery_id="m-1"
+    )
 
     event = assert_valid_event(message.body)
     assert event["type"] == "OpsStatus.Watch.Rejected"
@@ -160,13 +172,31 @@ def test_rejection_event_carries_errors_raw_body_and_recovered_correlation_id() 
     assert event["data"]["correlationId"] == "run-9"
     assert message.correlation_id == "run-9"
     assert message.application_properties["status"] == "Rejected"
-    assert message.message_id == build_rejection_event(raw, ["x"], now=T0).message_id
+    assert message.message_id == f"{KEY}.final"
+    assert message.application_properties["submissionId"] == "m-1"
+
+
+def test_rejection_event_recovers_the_operation_id_from_parts_or_a_status_url() -> None:
+    sub = "e7b5a9d2-6b6a-4d2f-9143-20d9a10f5b8f"
+    from_url = json.dumps(
+        {"statusUrl": f"https://evil.example/subscriptions/{sub}/x/op-7?api-version=1", "c": 1}
+    ).encode()
+    hostile = json.dumps({"operationId": "op\nx", "correlationId": " padded"}).encode()
+
+    by_url = build_rejection_event(from_url, ["x"], key=KEY, now=T0)
+    by_hostile = build_rejection_event(hostile, ["x"], key=KEY, now=T0)
+
+    assert by_url.application_properties["operationId"] == "op-7"
+    assert by_url.application_properties["subscriptionId"] == sub
+    assert assert_valid_event(by_url.body)["data"]["operationId"] == "op-7"
+    assert "operationId" not in by_hostile.application_properties
+    assert "correlationId" not in by_hostile.application_properties
 
 
 def test_rejection_of_a_huge_binary_body_is_capped() -> None:
     raw = b"\xff" * 1_000_000
 
-    message = build_rejection_event(raw, ["body is not UTF-8"], now=T0)
+    message = build_rejection_event(raw, ["body is not UTF-8"], key=KEY, now=T0)
 
     event = assert_valid_event(message.body)
     assert event["data"]["rawBodyTruncated"] is True

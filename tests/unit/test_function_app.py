@@ -34,7 +34,9 @@ def function_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     sys.modules.pop("function_app", None)
 
 
-def host_message(body: bytes, *, delivery_count: int = 1) -> ServiceBusMessage:
+def host_message(
+    body: bytes, *, delivery_count: int = 1, enqueued: datetime | None = None
+) -> ServiceBusMessage:
     """The object the Python worker hands to a Service Bus trigger."""
     return ServiceBusMessage(
         body=body,
@@ -43,22 +45,25 @@ def host_message(body: bytes, *, delivery_count: int = 1) -> ServiceBusMessage:
         content_type="application/json",
         application_properties={},
         user_properties={},
-        enqueued_time_utc=datetime(2026, 11, 28, tzinfo=timezone.utc),
+        sequence_number=42,
+        enqueued_time_utc=enqueued or datetime(2026, 11, 28, tzinfo=timezone.utc),
     )
 
 
-def test_binding_metadata_is_a_queue_trigger_on_the_configured_queue(
-    function_app: ModuleType,
-) -> None:
-    [function] = function_app.app.get_functions()
-    [binding] = json.loads(function.get_function_json())["bindings"]
+def test_binding_metadata_is_one_queue_trigger_per_queue(function_app: ModuleType) -> None:
+    bindings = {}
+    for function in function_app.app.get_functions():
+        [binding] = json.loads(function.get_function_json())["bindings"]
+        bindings[function.get_function_name()] = binding
 
-    assert function.get_function_name() == "watch_operation"
-    assert binding["type"] == "serviceBusTrigger"
-    assert binding["direction"] == "IN"
-    assert binding["queueName"] == "%OPS_STATUS_WATCH_QUEUE%"
-    assert binding["connection"] == "ServiceBusConnection"
-    assert binding["name"] == "message"
+    assert set(bindings) == {"watch_intake", "watch_polls"}
+    assert bindings["watch_intake"]["queueName"] == "%OPS_STATUS_INTAKE_QUEUE%"
+    assert bindings["watch_polls"]["queueName"] == "%OPS_STATUS_POLLS_QUEUE%"
+    for binding in bindings.values():
+        assert binding["type"] == "serviceBusTrigger"
+        assert binding["direction"] == "IN"
+        assert binding["connection"] == "ServiceBusConnection"
+        assert binding["name"] == "message"
 
 
 def test_import_builds_no_client_and_does_no_io(function_app: ModuleType) -> None:
@@ -87,7 +92,33 @@ def test_the_decorated_function_handles_a_host_message(function_app: ModuleType)
         )
     )
 
-    function_app.watch_operation(host_message(sample_bytes("watch-parts.json")))
+    function_app.watch_intake(host_message(sample_bytes("watch-parts.json")))
 
     [event] = outputs.events
-    assert json.loads(event.body)["type"] == "OpsStatus.Operation.Succeeded"
+    data = json.loads(event.body)["data"]
+    assert data["status"] == "Succeeded"
+    assert data["submissionId"] == "host-message-1"
+    assert data["firstSeen"] == "2026-11-28T00:00:00.000Z"  # the broker's enqueued time
+
+
+def test_the_polls_trigger_trusts_poll_state_and_the_intake_trigger_does_not(
+    function_app: ModuleType,
+) -> None:
+    outputs = RecordingOutputs()
+    set_dependencies(
+        build_dependencies(
+            load_settings(BASE_ENVIRONMENT),
+            status_reader=ScriptedStatusReader([StatusRead("Running")]),
+            outputs=outputs,
+        )
+    )
+    now = datetime.now(timezone.utc)
+    function_app.watch_intake(host_message(sample_bytes("watch-parts.json"), enqueued=now))
+    [(poll, _)] = outputs.scheduled
+
+    function_app.watch_polls(host_message(poll.body, enqueued=now))
+    function_app.watch_intake(host_message(poll.body, enqueued=now))
+
+    assert len(outputs.scheduled) == 2
+    [rejection] = outputs.events
+    assert json.loads(rejection.body)["type"] == "OpsStatus.Watch.Rejected"

@@ -30,7 +30,7 @@ from ops_status.observation import ReadFailure, StatusRead, classify_response
 from ops_status.request import WatchRequest, parse_watch_request
 from ops_status.settings import Settings
 from tests.contracts import assert_valid_event
-from tests.fakes import RecordingOutputs
+from tests.fakes import RecordingOutputs, intake_message
 
 ARM = "https://management.azure.com"
 SUB = "e7b5a9d2-6b6a-4d2f-9143-20d9a10f5b8f"
@@ -360,7 +360,7 @@ def test_handler_on_hostile_bodies_rejects_or_reads_only_from_the_arm_host(
     outputs = RecordingOutputs()
     deps = build_dependencies(settings, status_reader=reader, outputs=outputs, clock=lambda: NOW)
 
-    result = handle_watch_message(body, deps, message_id="hostile-1")
+    result = handle_watch_message(intake_message(body, message_id="hostile-1"), deps)
 
     if result.action == "rejected":
         [event] = outputs.events
@@ -396,7 +396,7 @@ def test_lone_surrogates_from_arm_still_give_a_valid_terminal_event(
     deps = build_dependencies(settings, status_reader=Reader(), outputs=outputs, clock=lambda: NOW)
     good = json.dumps({"subscriptionId": SUB, "location": "westus", "operationId": "op"}).encode()
 
-    result = handle_watch_message(good, deps)
+    result = handle_watch_message(intake_message(good, enqueued_time=NOW), deps)
 
     assert result.action == "finished"
     [event] = outputs.events
@@ -414,7 +414,7 @@ def test_lone_surrogate_in_a_context_still_gives_a_valid_terminal_event(settings
     deps = build_dependencies(settings, status_reader=Reader(), outputs=outputs, clock=lambda: NOW)
     body = HOSTILE_BODIES[-1]
 
-    assert handle_watch_message(body, deps).action == "finished"
+    assert handle_watch_message(intake_message(body, enqueued_time=NOW), deps).action == "finished"
     [event] = outputs.events
     assert_valid_event(event.body)
     with contextlib.suppress(KeyError):
@@ -438,7 +438,7 @@ def test_an_error_too_deep_to_encode_is_shrunk_not_raised(settings: Settings, le
     deps = build_dependencies(settings, status_reader=Reader(), outputs=outputs, clock=lambda: NOW)
     good = json.dumps({"subscriptionId": SUB, "location": "westus", "operationId": "op"}).encode()
 
-    assert handle_watch_message(good, deps).action == "finished"
+    assert handle_watch_message(intake_message(good, enqueued_time=NOW), deps).action == "finished"
     [event] = outputs.events
     document = json.loads(event.body)
     assert document["type"] == "OpsStatus.Operation.Failed"

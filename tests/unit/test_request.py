@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -15,7 +16,10 @@ from ops_status.errors import InvalidWatchRequestError
 from ops_status.policy import PollPolicy
 from ops_status.request import (
     MAX_BODY_BYTES,
+    FailureStreak,
     PollState,
+    WatchRequest,
+    parse_poll_message,
     parse_watch_request,
     start_state,
 )
@@ -115,6 +119,13 @@ def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
     assert "futureField" not in request.to_body()
 
 
+WATCH_ID = "0123456789abcdef0123456789abcdef"
+
+
+def parse_poll(document: object, policy: PollPolicy | None = None) -> WatchRequest:
+    return parse_poll_message(json.dumps(document).encode(), arm_endpoint=ARM, policy=policy)
+
+
 def test_body_round_trips_with_poll_state() -> None:
     first = parse(sample("watch-parts.json"))
     state = PollState(
@@ -122,16 +133,118 @@ def test_body_round_trips_with_poll_state() -> None:
         deadline=NOW + timedelta(hours=1),
         attempt=3,
         last_status="Running",
-        consecutive_failures=1,
-        failing_since=NOW + timedelta(minutes=5),
+        consecutive_failures=2,
+        streaks={
+            "NotFound": FailureStreak(1, NOW + timedelta(minutes=5)),
+            "Transient": FailureStreak(1, NOW + timedelta(minutes=6)),
+        },
     )
+    admitted = replace(first, watch_id=WATCH_ID, submission_id="sub-1").with_state(state)
 
-    again = parse(first.with_state(state).to_body())
+    again = parse_poll(admitted.to_body())
 
     assert again.state == state
     assert again.target == first.target
-    assert again.watch_key == first.watch_key
+    assert again.watch_id == WATCH_ID
+    assert again.submission_id == "sub-1"
     assert again.context == first.context
+
+
+@pytest.mark.parametrize("name", ["pollState", "watchId", "submissionId"])
+def test_a_submission_must_not_carry_what_only_ops_status_writes(name: str) -> None:
+    document = {**sample("watch-parts.json"), name: {"attempt": 0} if name == "pollState" else "x"}
+
+    assert any(f"{name} is written only by ops-status" in e for e in errors_of(document))
+
+
+def test_a_poll_message_needs_its_watch_id_and_state() -> None:
+    with pytest.raises(InvalidWatchRequestError) as caught:
+        parse_poll(sample("watch-parts.json"))
+
+    assert any("watchId" in e for e in caught.value.errors)
+    assert any("pollState is missing" in e for e in caught.value.errors)
+
+
+def test_a_poll_deadline_beyond_the_maximum_timeout_is_clamped_not_refused() -> None:
+    document = {
+        **sample("watch-parts.json"),
+        "watchId": WATCH_ID,
+        "pollState": {
+            "attempt": 1,
+            "firstSeen": "2026-11-28T12:00:00Z",
+            "deadline": "2027-11-28T12:00:00Z",
+        },
+    }
+
+    request = parse_poll(document, PollPolicy(max_timeout=3600, default_timeout=3600))
+
+    assert request.state is not None
+    assert request.state.deadline == NOW + timedelta(hours=1)
+
+
+def test_a_poll_keeps_any_status_text_arm_sent() -> None:
+    # ARM's status is a free string; the product wrote it, so its own parser accepts it.
+    document = {
+        **sample("watch-parts.json"),
+        "watchId": WATCH_ID,
+        "pollState": {
+            "attempt": 1,
+            "firstSeen": "2026-11-28T12:00:00Z",
+            "deadline": "2026-11-28T13:00:00Z",
+            "lastStatus": "Läuft\tnoch",
+        },
+    }
+
+    request = parse_poll(document)
+
+    assert request.state is not None
+    assert request.state.last_status == "Läuft\tnoch"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("subscriptionId", SUB + "\n"),
+        ("location", "westus\n"),
+        ("operationId", "op\n"),
+        ("apiVersion", "2025-07-01\n"),
+        ("correlationId", "run-1\n"),
+        ("apiVersion", "\u0662\u0660\u0662\u0665-07-01"),  # Arabic-Indic digits
+        ("apiVersion", "\uff12\uff10\uff12\uff15-07-01"),  # fullwidth digits
+        ("deadline", "2026-11-28T12:00:00Z\n"),
+        ("deadline", " 2026-11-28T12:00:00Z"),
+        ("deadline", "0001-01-01T00:00:00+14:00"),
+        ("deadline", "9999-12-31T23:59:59-14:00"),
+    ],
+)
+def test_trailing_newlines_unicode_digits_and_unrepresentable_times_are_refused(
+    field: str, value: str
+) -> None:
+    document = {"subscriptionId": SUB, "location": "westus", "operationId": "op", field: value}
+
+    assert errors_of(document)
+
+
+@pytest.mark.parametrize("segment", ["op\n", "op%0A"])
+def test_a_status_url_path_with_a_newline_is_refused(segment: str) -> None:
+    assert errors_of(url(f"/subscriptions/{SUB}/x/{segment}?api-version=2025-07-01"))
+
+
+def test_a_status_url_on_port_zero_is_not_taken_for_the_default_port() -> None:
+    errors = errors_of(
+        url(f"/subscriptions/{SUB}/x/op?api-version=2025-07-01", host="management.azure.com:0")
+    )
+
+    assert any("configured ARM endpoint" in e for e in errors)
+
+
+@pytest.mark.parametrize("depth", [33, 333, 500, 990, 2000, 10_000])
+def test_deep_nesting_is_a_clear_rejection_at_any_depth(depth: int) -> None:
+    body = b'{"context":' + b"[" * depth + b"]" * depth + b"}"
+
+    errors = errors_of(body)
+
+    assert any("nested" in e for e in errors)
 
 
 def test_watch_key_depends_on_operation_and_correlation_id_only() -> None:
@@ -266,21 +379,6 @@ def test_plain_http_status_url_is_accepted_only_for_a_plain_http_loopback_endpoi
         {"statusUrl": f"http://127.0.0.1:9999/subscriptions/{SUB}/x/op?api-version=2025-07-01"},
         endpoint=endpoint,
     )
-
-
-def test_poll_state_with_a_deadline_beyond_the_maximum_timeout_is_refused() -> None:
-    document = {
-        "subscriptionId": SUB,
-        "location": "westus",
-        "operationId": "op",
-        "pollState": {
-            "attempt": 1,
-            "firstSeen": "2026-11-28T12:00:00Z",
-            "deadline": "2027-11-28T12:00:00Z",
-        },
-    }
-
-    assert any("pollState" in e for e in errors_of(document))
 
 
 # -- properties ---------------------------------------------------------------------

@@ -17,7 +17,8 @@ ROOT = Path(__file__).parents[2]
 def test_defaults_apply_when_only_required_settings_are_set() -> None:
     settings = load_settings(BASE_ENVIRONMENT)
 
-    assert settings.watch_queue == "watches"
+    assert settings.intake_queue == "intake"
+    assert settings.polls_queue == "polls"
     assert settings.events_topic == "events"
     assert settings.arm_endpoint == "https://management.azure.com"
     assert settings.arm_scope == "https://management.azure.com/.default"
@@ -27,9 +28,15 @@ def test_defaults_apply_when_only_required_settings_are_set() -> None:
 
 
 def test_explicit_overrides_beat_the_environment() -> None:
-    settings = load_settings(BASE_ENVIRONMENT, OPS_STATUS_WATCH_QUEUE="other")
+    settings = load_settings(BASE_ENVIRONMENT, OPS_STATUS_INTAKE_QUEUE="other")
 
-    assert settings.watch_queue == "other"
+    assert settings.intake_queue == "other"
+
+
+@pytest.mark.parametrize("polls", ["intake", "INTAKE"])
+def test_the_polls_queue_must_not_be_the_intake_queue(polls: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"^OPS_STATUS_POLLS_QUEUE: must differ"):
+        load_settings(BASE_ENVIRONMENT, OPS_STATUS_POLLS_QUEUE=polls)
 
 
 def test_sovereign_cloud_endpoint_changes_the_token_scope() -> None:
@@ -56,7 +63,10 @@ def test_connection_string_is_accepted_for_an_emulator_and_never_printed() -> No
 @pytest.mark.parametrize(
     ("setting", "value"),
     [
-        ("OPS_STATUS_WATCH_QUEUE", ""),
+        ("OPS_STATUS_INTAKE_QUEUE", ""),
+        ("OPS_STATUS_POLLS_QUEUE", ""),
+        ("OPS_STATUS_TOKEN_FAILURE_GRACE", "-1"),
+        ("OPS_STATUS_SEND_RETRY_DELAY", "61"),
         ("OPS_STATUS_EVENTS_TOPIC", "bad name!"),
         ("OPS_STATUS_ARM_ENDPOINT", "http://management.azure.com"),
         ("OPS_STATUS_ARM_ENDPOINT", "https://management.azure.com/some/path"),
@@ -105,7 +115,8 @@ def test_sample_local_settings_list_every_setting_with_its_default() -> None:
         if name not in ("OPS_STATUS_CREDENTIAL",):  # the sample selects local development
             assert values[name] == default, name
     for required in (
-        "OPS_STATUS_WATCH_QUEUE",
+        "OPS_STATUS_INTAKE_QUEUE",
+        "OPS_STATUS_POLLS_QUEUE",
         "OPS_STATUS_EVENTS_TOPIC",
         "ServiceBusConnection__fullyQualifiedNamespace",
     ):
@@ -118,7 +129,8 @@ def test_readme_documents_every_setting() -> None:
 
     for name in [
         *SETTINGS_WITH_DEFAULTS,
-        "OPS_STATUS_WATCH_QUEUE",
+        "OPS_STATUS_INTAKE_QUEUE",
+        "OPS_STATUS_POLLS_QUEUE",
         "OPS_STATUS_EVENTS_TOPIC",
         "ServiceBusConnection__fullyQualifiedNamespace",
     ]:
