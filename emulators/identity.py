@@ -101,6 +101,7 @@ class IdentitySimulator(LoopbackServer):
         self.path = path
         self._requests: list[TokenRequest] = []
         self._failures: list[_Failure] = []
+        self._outage: tuple[float, int] | None = None  # (until, as time.time(); status)
         self._delay = 0.0
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -153,6 +154,12 @@ class IdentitySimulator(LoopbackServer):
         with self._lock:
             self._failures.extend([_Failure(status, retry_after, body, content_type)] * n)
 
+    def fail_for(self, seconds: float, status: int = 503) -> None:
+        """Answer every well-formed token request with ``status`` for the next ``seconds``
+        of real time: an outage with a duration, whatever the number of retries."""
+        with self._lock:
+            self._outage = (time.time() + seconds, status)
+
     def set_delay(self, seconds: float) -> None:
         """Wait this long before answering every request (0 to stop)."""
         if seconds < 0:
@@ -178,6 +185,7 @@ class IdentitySimulator(LoopbackServer):
         with self._lock:
             self._requests.clear()
             self._failures.clear()
+            self._outage = None
         self._reset_connection_count()
 
     # -- request handling (called from handler threads) -------------------------------
@@ -240,6 +248,8 @@ class IdentitySimulator(LoopbackServer):
         resource = query.get("resource")
         if not resource:
             return error(400, "The 'resource' query parameter is required.")
+        if self._outage is not None and now < self._outage[0]:
+            return error(self._outage[1], "Simulated managed identity endpoint outage.")
         if self._failures:
             failure = self._failures.pop(0)
             status, extra, body = error(

@@ -25,9 +25,9 @@ from ops_status.clock import format_time
 from ops_status.decision import Finish, decide
 from ops_status.errors import InvalidWatchRequestError
 from ops_status.events import build_rejection_event, build_terminal_event
+from ops_status.inbound import InboundMessage, Queue
 from ops_status.observation import classify_response, terminal_state
 from ops_status.policy import PollPolicy
-from ops_status.inbound import InboundMessage, Queue
 from ops_status.request import parse_watch_request, submission_key
 
 EVENTS = Path(__file__).parent / "events"

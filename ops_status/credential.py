@@ -16,6 +16,7 @@ from azure.core.credentials import AccessToken, TokenCredential
 from ops_status.settings import Settings
 
 __all__ = [
+    "IDENTITY_CONNECT_TIMEOUT",
     "IDENTITY_READ_TIMEOUT",
     "IDENTITY_RETRIES",
     "CoalescingCredential",
@@ -25,19 +26,26 @@ __all__ = [
 
 # Bounds on one token request to the identity endpoint. azure-core's defaults (300 s
 # connect and read, 3 retries) let one hung endpoint hold a handler for 20 minutes.
-# With these, one request takes at most (1 + IDENTITY_RETRIES) x (connect + read) plus
-# azure-core's back-off (0.8 s, 1.6 s): 3 x (5 + 10) + 2.4 = 47.4 s with the default
-# connect timeout, far inside functionTimeout (300 s). See ``identity_call_bound``.
+# The ARM timeouts apply, capped at these: one request then takes at most
+# (1 + IDENTITY_RETRIES) x (connect + read) plus azure-core's back-off (0.8 s, 1.6 s):
+# 3 x (5 + 10) + 2.4 = 47.4 s, far inside functionTimeout (300 s), whatever
+# OPS_STATUS_HTTP_*_TIMEOUT say. See ``identity_call_bound``.
+IDENTITY_CONNECT_TIMEOUT = 5.0
 IDENTITY_READ_TIMEOUT = 10.0
 IDENTITY_RETRIES = 2
 _RETRY_BACKOFF = (0.8, 1.6)
 
 
-def identity_call_bound(connect_timeout: float) -> float:
+def identity_call_bound(settings: Settings) -> float:
     """Longest one ``get_token`` call can take against a hung identity endpoint, in seconds."""
-    attempts = 1 + IDENTITY_RETRIES
-    return attempts * (connect_timeout + IDENTITY_READ_TIMEOUT) + sum(
-        _RETRY_BACKOFF[:IDENTITY_RETRIES]
+    connect, read = _identity_timeouts(settings)
+    return (1 + IDENTITY_RETRIES) * (connect + read) + sum(_RETRY_BACKOFF[:IDENTITY_RETRIES])
+
+
+def _identity_timeouts(settings: Settings) -> tuple[float, float]:
+    return (
+        min(settings.http_connect_timeout, IDENTITY_CONNECT_TIMEOUT),
+        min(settings.http_read_timeout, IDENTITY_READ_TIMEOUT),
     )
 
 
@@ -111,9 +119,10 @@ def create_credential(settings: Settings) -> TokenCredential:
     # of a process that never needs a token should not pay for.
     from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
+    connect, read = _identity_timeouts(settings)
     transport: dict[str, Any] = {
-        "connection_timeout": settings.http_connect_timeout,
-        "read_timeout": min(settings.http_read_timeout, IDENTITY_READ_TIMEOUT),
+        "connection_timeout": connect,
+        "read_timeout": read,
         "retry_total": IDENTITY_RETRIES,
     }
     inner: TokenCredential

@@ -9,7 +9,6 @@ import pytest
 
 from emulators.arm import ArmSimulator, Step
 from ops_status.arm import MAX_RESPONSE_BYTES, USER_AGENT
-from ops_status.errors import CredentialError
 from ops_status.observation import OperationState, ReadFailure, ReadFailureKind, StatusRead
 from ops_status.request import WatchRequest, parse_watch_request
 from tests.conftest import sample
@@ -187,13 +186,15 @@ def test_wrong_token_is_an_authorization_failure(stack: ArmStack) -> None:
     assert observation.http_status == 401
 
 
-def test_identity_endpoint_failure_raises_credential_error(stack: ArmStack) -> None:
+def test_identity_endpoint_failure_is_a_failed_read_not_an_exception(stack: ArmStack) -> None:
     stack.identity.fail_next(100, status=500)
     stack.arm.script("op-1", [Step.succeeded()])
 
-    with pytest.raises(CredentialError):
-        stack.client().get_operation_status(request(stack, "op-1"))
+    observation = stack.client().get_operation_status(request(stack, "op-1"))
 
+    assert isinstance(observation, ReadFailure)
+    assert observation.kind is ReadFailureKind.TOKEN_UNAVAILABLE
+    assert "500" in observation.detail
     assert stack.arm.requests_for("op-1") == []
 
 

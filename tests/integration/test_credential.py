@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
+
+import pytest
 
 from emulators.identity import IdentitySimulator
-from ops_status.credential import create_credential
+from ops_status.credential import IDENTITY_RETRIES, create_credential, identity_call_bound
 from ops_status.settings import load_settings
 from tests.conftest import BASE_ENVIRONMENT
 
@@ -41,3 +44,57 @@ def test_user_assigned_client_id_reaches_the_identity_endpoint(identity: Identit
 
     [request] = identity.requests
     assert request.client_id == "11111111-2222-3333-4444-555555555555"
+
+
+def test_waiters_share_one_slow_failure_instead_of_repeating_it_in_turn(
+    identity: IdentitySimulator,
+) -> None:
+    # Given an identity endpoint that hangs past the read timeout on every request
+    settings = load_settings(
+        {
+            **BASE_ENVIRONMENT,
+            "OPS_STATUS_HTTP_CONNECT_TIMEOUT": "1",
+            "OPS_STATUS_HTTP_READ_TIMEOUT": "0.5",
+        }
+    )
+    credential = create_credential(settings)
+    identity.set_delay(2.0)
+    failed_after: list[float] = []
+    start = time.monotonic()
+
+    def fetch() -> None:
+        try:
+            credential.get_token("https://management.azure.com/.default")
+        except Exception:  # noqa: BLE001 - the failure itself is what is measured
+            failed_after.append(time.monotonic() - start)
+
+    # When four handlers ask for a token at once
+    threads = [threading.Thread(target=fetch) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    identity.set_delay(0.0)
+
+    # Then all four fail together, after one attempt's worth of requests, not four
+    assert len(failed_after) == 4
+    assert max(failed_after) - min(failed_after) < 0.5
+    assert identity.request_count() == 1 + IDENTITY_RETRIES
+    assert max(failed_after) < identity_call_bound(settings)
+
+
+@pytest.mark.parametrize(("connect", "read"), [("0.1", "0.1"), ("5", "30"), ("120", "300")])
+def test_one_identity_call_is_bounded_well_under_the_function_timeout(
+    connect: str, read: str
+) -> None:
+    # functionTimeout is 300 s (host.json); a token request must leave room for the ARM
+    # read and the send that follow it, whatever the (ARM) timeout settings say.
+    settings = load_settings(
+        {
+            **BASE_ENVIRONMENT,
+            "OPS_STATUS_HTTP_CONNECT_TIMEOUT": connect,
+            "OPS_STATUS_HTTP_READ_TIMEOUT": read,
+        }
+    )
+
+    assert identity_call_bound(settings) <= 47.4

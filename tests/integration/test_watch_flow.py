@@ -8,6 +8,7 @@ jumps to each scheduled enqueue time, so long chains run in milliseconds.
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 
 from emulators.arm import Step
@@ -16,7 +17,7 @@ from ops_status.credential import create_credential
 from ops_status.handler import HandlingResult, handle_watch_message
 from tests.conftest import sample
 from tests.contracts import assert_valid_event
-from tests.fakes import RecordingOutputs
+from tests.fakes import RecordingOutputs, intake_message, poll_message
 from tests.integration.conftest import ArmStack
 
 
@@ -29,7 +30,7 @@ class VirtualClock:
 
 
 def run_watch(
-    stack: ArmStack, body: dict[str, object], max_steps: int = 200
+    stack: ArmStack, body: dict[str, object], max_steps: int = 200, real_pause: float = 0.0
 ) -> tuple[list[HandlingResult], RecordingOutputs]:
     """Deliver the watch, then each scheduled follow-up at its time, until it finishes."""
     clock = VirtualClock()
@@ -40,15 +41,16 @@ def run_watch(
         outputs=outputs,
         clock=clock,
     )
-    message = json.dumps(body).encode()
+    message = intake_message(json.dumps(body).encode(), enqueued_time=clock.now)
     results = []
     for _ in range(max_steps):
         result = handle_watch_message(message, deps)
         results.append(result)
         if result.action != "rescheduled":
             break
-        message, clock.now = outputs.scheduled[-1]
-        message = message.body  # type: ignore[assignment]
+        poll, clock.now = outputs.scheduled[-1]
+        message = poll_message(poll)
+        time.sleep(real_pause)
     return results, outputs
 
 
@@ -169,3 +171,38 @@ def test_invalid_request_never_reaches_arm(stack: ArmStack) -> None:
     assert the_event(outputs)["type"] == "OpsStatus.Watch.Rejected"
     assert stack.arm.requests == []
     assert stack.identity.request_count() == 0
+
+
+def test_identity_endpoint_down_for_longer_than_a_redelivery_loop_then_back(
+    stack: ArmStack,
+) -> None:
+    # Given an identity endpoint down for 8 s of real time: longer than the 4.9 s in which
+    # raising on a token failure spent all ten deliveries (msal replays a failure for 5 s)
+    stack.identity.fail_for(8.0, status=503)
+    stack.arm.script("op-ok", [Step.succeeded()])
+
+    # When the watch runs (each step 0.25 s apart in real time, its delays in virtual time)
+    results, outputs = run_watch(stack, stack.parts("op-ok"), real_pause=0.25)
+
+    # Then it is rescheduled through the outage and ends with its real event
+    assert the_event(outputs)["type"] == "OpsStatus.Operation.Succeeded"
+    assert results[-1].action == "finished"
+    assert len(results) > 2
+    assert len(stack.arm.requests_for("op-ok")) == 1
+
+
+def test_identity_endpoint_that_never_recovers_ends_the_watch_with_a_distinct_reason(
+    stack: ArmStack,
+) -> None:
+    stack.identity.fail_next(100_000, status=503)
+    stack.arm.script("op-ok", [Step.succeeded()])
+
+    _, outputs = run_watch(stack, stack.parts("op-ok", timeout=86400), max_steps=400)
+
+    event = the_event(outputs)
+    assert event["type"] == "OpsStatus.Operation.Failed"
+    assert event["data"]["reason"] == "TokenUnavailable"  # type: ignore[index]
+    first = datetime.fromisoformat(str(event["data"]["firstSeen"]).replace("Z", "+00:00"))  # type: ignore[index]
+    ended = datetime.fromisoformat(str(event["data"]["finishedAt"]).replace("Z", "+00:00"))  # type: ignore[index]
+    assert (ended - first).total_seconds() >= stack.settings.policy.token_failure_grace
+    assert stack.arm.requests_for("op-ok") == []
