@@ -27,10 +27,9 @@ from typing import Any, TextIO
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 
 from emulators.arm import Step
-from emulators.stack import EVENTS_TOPIC, WATCH_QUEUE, LocalStack
+from emulators.stack import EVENTS_TOPIC, INTAKE_QUEUE, POLLS_QUEUE, LocalStack
 from ops_status.errors import InvalidWatchRequestError
-from ops_status.events import watch_message_id
-from ops_status.request import parse_watch_request
+from ops_status.request import parse_watch_request, submission_key
 
 __all__ = ["run_demo"]
 
@@ -133,7 +132,7 @@ def run_demo(*, time_limit: float = 60.0, out: TextIO = sys.stdout) -> int:
         console.say(
             f"local stack up: ARM {stack.arm.endpoint}, identity {stack.identity.endpoint}, "
             f"Service Bus {stack.servicebus.fully_qualified_namespace} "
-            f"(queue {WATCH_QUEUE}, topic {EVENTS_TOPIC})"
+            f"(intake {INTAKE_QUEUE}, polls {POLLS_QUEUE}, topic {EVENTS_TOPIC})"
         )
         environment = stack.environment(
             OPS_STATUS_POLL_MIN_DELAY="1",
@@ -187,7 +186,7 @@ def _drive(
 
     listener = threading.Thread(target=subscriber, name="demo-subscriber", daemon=True)
     listener.start()
-    with client.get_queue_sender(WATCH_QUEUE) as sender:
+    with client.get_queue_sender(INTAKE_QUEUE) as sender:
         for watch in watches:
             body = json.dumps(watch.body).encode()
             sender.send_messages(
@@ -215,7 +214,7 @@ def _show_progress(
     stack: LocalStack, console: Console, last_seen: dict[str, tuple[Any, ...]], done: set[str]
 ) -> None:
     now = datetime.now(timezone.utc)
-    for message in stack.servicebus.peek_all(WATCH_QUEUE):
+    for message in stack.servicebus.peek_all(POLLS_QUEUE):
         try:
             body = json.loads(message.body)
         except ValueError:
@@ -265,7 +264,7 @@ def _name_of(event: dict[str, Any]) -> str:
 
 def _submit_id(body: bytes, arm_endpoint: str) -> str:
     try:
-        return watch_message_id(parse_watch_request(body, arm_endpoint=arm_endpoint))
+        return submission_key(parse_watch_request(body, arm_endpoint=arm_endpoint))
     except InvalidWatchRequestError:
         return str(uuid.uuid4())
 

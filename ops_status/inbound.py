@@ -46,6 +46,7 @@ class InboundMessage:
     enqueued_time: datetime | None = None
     """The broker's enqueued time (aware, UTC)."""
     delivery_count: int | None = None
+    """1 on the first delivery, as Service Bus and the Functions host count."""
     body_problem: str | None = None
 
     @property
@@ -92,13 +93,18 @@ class InboundMessage:
                 f"body is an AMQP {kind} section ({type(value).__name__}), not a data "
                 "section: send the JSON as bytes (with JMS, a BytesMessage)"
             )
+        # The AMQP header counts *prior* attempts (0 on the first delivery) and
+        # azure-servicebus for Python passes it through; Service Bus, the .NET SDK and so the
+        # Functions host count from 1 (the .NET SDK adds 1: azure-service-bus-dotnet
+        # AmqpMessageConverter; the same fix in azure-sdk-for-java #11845).
+        raw_count = message.delivery_count
         return cls(
             queue=queue,
             body=body,
             message_id=message.message_id,
             sequence_number=message.sequence_number,
             enqueued_time=_aware(message.enqueued_time_utc),
-            delivery_count=message.delivery_count,
+            delivery_count=None if raw_count is None else raw_count + 1,
             body_problem=problem,
         )
 

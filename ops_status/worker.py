@@ -154,9 +154,10 @@ class Worker:
     def _handle(
         self, receiver: SdkReceiver, message: ServiceBusReceivedMessage, source: Queue
     ) -> None:
-        with bind(message_id=message.message_id, delivery_count=message.delivery_count):
+        inbound = InboundMessage.from_sdk(message, source)
+        with bind(message_id=inbound.message_id, delivery_count=inbound.delivery_count):
             try:
-                self._handler(InboundMessage.from_sdk(message, source), self._dependencies)
+                self._handler(inbound, self._dependencies)
             except Exception as exc:  # noqa: BLE001 - the host's contract: abandon, redeliver
                 log(
                     logger,

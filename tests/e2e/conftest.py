@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 
-from emulators.stack import EVENTS_TOPIC, WATCH_QUEUE, LocalStack
+from emulators.stack import EVENTS_TOPIC, INTAKE_QUEUE, LocalStack
 from ops_status.bootstrap import build_dependencies, create_service_bus_client
-from ops_status.events import watch_message_id
-from ops_status.request import parse_watch_request
+from ops_status.inbound import Queue
+from ops_status.request import parse_watch_request, submission_key
 from ops_status.settings import Settings, load_settings
 from ops_status.worker import Worker
 
@@ -30,6 +30,8 @@ FAST_POLLING = {
     "OPS_STATUS_POLL_MAX_DELAY": "2",
     "OPS_STATUS_POLL_GROWTH": "0.5",
     "OPS_STATUS_HTTP_READ_TIMEOUT": "2",
+    # Deliveries of a message whose send failed are spaced 1 s x delivery count apart.
+    "OPS_STATUS_SEND_RETRY_DELAY": "1",
 }
 
 
@@ -43,10 +45,10 @@ class E2E:
     def submit(self, body: dict[str, Any], *, message_id: str | None = None) -> str:
         raw = json.dumps(body).encode()
         if message_id is None:
-            message_id = watch_message_id(
+            message_id = submission_key(
                 parse_watch_request(raw, arm_endpoint=self.settings.arm_endpoint)
             )
-        with self.client.get_queue_sender(WATCH_QUEUE) as sender:
+        with self.client.get_queue_sender(INTAKE_QUEUE) as sender:
             sender.send_messages(
                 ServiceBusMessage(raw, message_id=message_id, content_type="application/json")
             )
@@ -107,7 +109,8 @@ def running_worker(e2e: E2E, *, concurrency: int = 4) -> Iterator[Worker]:
     """The real worker, wired exactly as ``python -m ops_status worker`` wires it."""
     dependencies = build_dependencies(e2e.settings)
     client = create_service_bus_client(e2e.settings, dependencies.credential)
-    worker = Worker(client, e2e.settings.watch_queue, dependencies, concurrency=concurrency)
+    queues = {Queue.INTAKE: e2e.settings.intake_queue, Queue.POLLS: e2e.settings.polls_queue}
+    worker = Worker(client, queues, dependencies, concurrency=concurrency)
     thread = threading.Thread(target=worker.run, name="e2e-worker")
     thread.start()
     try:

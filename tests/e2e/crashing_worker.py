@@ -16,6 +16,7 @@ from datetime import datetime
 from ops_status.bootstrap import build_dependencies, create_service_bus_client
 from ops_status.events import OutboundMessage
 from ops_status.handler import handle_watch_message
+from ops_status.inbound import InboundMessage, Queue
 from ops_status.servicebus import Outputs
 from ops_status.settings import load_settings
 
@@ -25,8 +26,8 @@ class DieAfterSending:
         self._inner = inner
         self._kind = kind
 
-    def schedule_watch(self, message: OutboundMessage, enqueue_at: datetime | None) -> None:
-        self._inner.schedule_watch(message, enqueue_at)
+    def schedule_poll(self, message: OutboundMessage, enqueue_at: datetime) -> None:
+        self._inner.schedule_poll(message, enqueue_at)
         if self._kind == "schedule":
             os._exit(137)
 
@@ -47,12 +48,11 @@ def main() -> None:
         outputs=DieAfterSending(real.outputs, kind),
     )
     client = create_service_bus_client(settings, real.credential)
-    with client.get_queue_receiver(settings.watch_queue, prefetch_count=0) as receiver:
+    # The first step of a watch is the intake message: it is the one this worker kills.
+    with client.get_queue_receiver(settings.intake_queue, prefetch_count=0) as receiver:
         while True:
             for message in receiver.receive_messages(max_message_count=1, max_wait_time=1):
-                handle_watch_message(
-                    b"".join(message.body), dependencies, message_id=message.message_id
-                )
+                handle_watch_message(InboundMessage.from_sdk(message, Queue.INTAKE), dependencies)
                 receiver.complete_message(message)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import pytest
 
 from emulators.arm import Step
 from emulators.servicebus import MessageState
-from emulators.stack import EVENTS_TOPIC, WATCH_QUEUE
+from emulators.stack import EVENTS_TOPIC, INTAKE_QUEUE, POLLS_QUEUE
 from ops_status.decision import Finish, decide
 from ops_status.events import build_terminal_event
 from ops_status.observation import StatusRead
@@ -83,7 +84,7 @@ def publish(e2e: E2E, operation_id: str, status: str, *, correlation_id: str) ->
     action = decide(request, StatusRead(status, error=error), now, e2e.settings.policy)
     assert isinstance(action, Finish)
     event = build_terminal_event(action, arm_endpoint=e2e.settings.arm_endpoint, now=now)
-    outputs = ServiceBusOutputClient(e2e.client, queue=WATCH_QUEUE, topic=EVENTS_TOPIC)
+    outputs = ServiceBusOutputClient(e2e.client, polls_queue=POLLS_QUEUE, topic=EVENTS_TOPIC)
     outputs.send_event(event)
 
 
@@ -109,14 +110,14 @@ def test_submit_puts_the_validated_watch_on_the_queue_once_even_when_retried(e2e
     assert first.code == retried.code == 0
     assert first.out == retried.out
     assert first.err == ""
-    [message] = e2e.stack.servicebus.peek_all(WATCH_QUEUE)
+    [message] = e2e.stack.servicebus.peek_all(INTAKE_QUEUE)
     assert message.message_id == first.out.strip()
-    assert message.message_id.endswith(".0")
+    assert re.fullmatch("[0-9a-f]{32}", message.message_id)
     assert message.correlation_id == "run-1"
     assert message.content_type == "application/json"
     body = assert_valid_watch_request(json.loads(message.body))
     assert body == {"statusUrl": url, "correlationId": "run-1", "context": {"a": "1"}}
-    assert e2e.stack.servicebus.duplicates_dropped(WATCH_QUEUE) == 1
+    assert e2e.stack.servicebus.duplicates_dropped(INTAKE_QUEUE) == 1
 
 
 def test_submit_with_a_connection_string_flag_and_no_identity(e2e: E2E) -> None:
@@ -132,7 +133,7 @@ def test_submit_with_a_connection_string_flag_and_no_identity(e2e: E2E) -> None:
     )  # fmt: skip
 
     assert result.code == 0, result.err
-    [message] = e2e.stack.servicebus.peek_all(WATCH_QUEUE)
+    [message] = e2e.stack.servicebus.peek_all(INTAKE_QUEUE)
     assert json.loads(message.body)["location"] == "westus"
 
 
@@ -144,7 +145,7 @@ def test_an_invalid_submit_fails_the_step_and_sends_nothing(e2e: E2E) -> None:
 
     assert result.code == 64
     assert result.err.startswith("ops-status: error: invalid watch request: statusUrl")
-    assert e2e.stack.servicebus.peek_all(WATCH_QUEUE) == []
+    assert e2e.stack.servicebus.peek_all(INTAKE_QUEUE) == []
 
 
 def test_a_send_that_fails_is_one_line_and_exit_5(e2e: E2E) -> None:

@@ -27,7 +27,7 @@ import pytest
 
 from emulators.arm import Step
 from emulators.servicebus import SubscriptionConfig
-from emulators.stack import EVENTS_TOPIC, WATCH_QUEUE, LocalStack
+from emulators.stack import EVENTS_TOPIC, INTAKE_QUEUE, LocalStack
 from tests.e2e.conftest import FAST_POLLING, make_e2e, running_worker
 
 ROOT = Path(__file__).parents[2]
@@ -176,7 +176,7 @@ def run_recipe(
         tmp_path,
         FAKE_ASYNC_OPERATION="https://management.azure.com/placeholder",
         FAKE_ARM_HEADERS=headers,
-        OPS_STATUS_WATCH_QUEUE=WATCH_QUEUE,
+        OPS_STATUS_INTAKE_QUEUE=INTAKE_QUEUE,
         OPS_STATUS_EVENTS_TOPIC=EVENTS_TOPIC,
         **variables,
     )
@@ -236,7 +236,7 @@ def test_the_github_actions_recipe_submits_then_gates_on_a_succeeded_scale(
     assert gate == "gate-9100200300-2"
     assert opened.code == 0
     assert submitted.code == 0, submitted.err
-    assert re.fullmatch(r"[0-9a-f]{32}\.0\n", submitted.out)
+    assert re.fullmatch(r"[0-9a-f]{32}\n", submitted.out)
     assert submitted.err == ""  # a correlation id was given: no warning
     assert waited.code == 0, waited.err
     assert " Succeeded operation=op-recipe correlationId=9100200300-2 " in waited.out
@@ -273,7 +273,7 @@ def test_the_azure_devops_recipe_gates_on_a_failed_scale_with_arms_error(
     submitted, waited, deleted = ran
     assert gate == "gate-4711-1"
     assert submitted.code == 0, submitted.err
-    assert re.search(r"^[0-9a-f]{32}\.0$", submitted.out, re.MULTILINE)
+    assert re.search(r"^[0-9a-f]{32}$", submitted.out, re.MULTILINE)
     assert waited.code == 1, waited.err
     assert " Failed operation=op-recipe correlationId=4711-1 reason=OperationFailed" in waited.out
     assert '"code": "ResourceOperationFailure"' in waited.out

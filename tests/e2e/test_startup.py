@@ -27,15 +27,16 @@ from ops_status.settings import (
     DEFAULT_TIMEOUT,
     EVENTS_TOPIC,
     HTTP_READ_TIMEOUT,
+    INTAKE_QUEUE,
     MAX_TRANSIENT_FAILURES,
     POLL_JITTER,
     POLL_MAX_DELAY,
     POLL_MIN_DELAY,
+    POLLS_QUEUE,
     REQUIRED_SETTINGS,
     SERVICE_BUS_CLIENT_ID,
     SERVICE_BUS_CONNECTION,
     SERVICE_BUS_NAMESPACE,
-    WATCH_QUEUE,
 )
 from tests.conftest import BASE_ENVIRONMENT
 
@@ -44,8 +45,9 @@ ROOT = Path(__file__).parents[2]
 # (setting the error must name, environment changes; None removes the variable)
 CASES: list[tuple[str, dict[str, str | None]]] = [
     *((name, {name: None}) for name in REQUIRED_SETTINGS),
-    (WATCH_QUEUE, {WATCH_QUEUE: "   "}),
-    (WATCH_QUEUE, {WATCH_QUEUE: "bad name!"}),
+    (INTAKE_QUEUE, {INTAKE_QUEUE: "   "}),
+    (INTAKE_QUEUE, {INTAKE_QUEUE: "bad name!"}),
+    (POLLS_QUEUE, {POLLS_QUEUE: "intake"}),
     (EVENTS_TOPIC, {EVENTS_TOPIC: "-events"}),
     (SERVICE_BUS_CONNECTION, {SERVICE_BUS_NAMESPACE: None, SERVICE_BUS_CONNECTION: "garbage"}),
     (ARM_ENDPOINT, {ARM_ENDPOINT: "ftp://management.azure.com"}),

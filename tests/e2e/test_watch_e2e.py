@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 
 from emulators.arm import Step
 from emulators.servicebus import MessageState
-from emulators.stack import WATCH_QUEUE, LocalStack
+from emulators.stack import INTAKE_QUEUE, POLLS_QUEUE, LocalStack
 from tests.conftest import sample
 from tests.contracts import assert_valid_event
 from tests.e2e.conftest import E2E, make_e2e, running_worker
@@ -25,7 +26,7 @@ ROOT = Path(__file__).parents[2]
 def scheduled_per_operation(e2e: E2E) -> Counter[str]:
     """How many scheduled (pending) polls each operation has on the queue right now."""
     counts: Counter[str] = Counter()
-    for message in e2e.stack.servicebus.peek_all(WATCH_QUEUE):
+    for message in e2e.stack.servicebus.peek_all(POLLS_QUEUE):
         if message.state is MessageState.SCHEDULED:
             counts[json.loads(message.body).get("operationId", "?")] += 1
     return counts
@@ -69,7 +70,8 @@ def test_watch_goes_from_queue_through_polls_to_one_event_with_payload_intact(e2
     assert event["data"]["polls"] == 4
     assert event["data"]["context"] == {"stage": "prod"}
     assert message.content_type == "application/cloudevents+json; charset=utf-8"
-    assert message.message_id == event["id"] == submitted.rsplit(".", 1)[0] + ".final"
+    assert message.message_id == event["id"] == event["data"]["watchId"] + ".final"
+    assert event["data"]["submissionId"] == submitted
     assert message.correlation_id == "run-42"
     properties = {
         k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
@@ -81,8 +83,9 @@ def test_watch_goes_from_queue_through_polls_to_one_event_with_payload_intact(e2
     assert properties["correlationId"] == "run-42"
     assert len(e2e.stack.arm.requests_for("op-fail")) == 4
     assert forks.most <= 1
-    assert e2e.stack.servicebus.active_count(WATCH_QUEUE) == 0
-    assert e2e.stack.servicebus.dead_letter_count(WATCH_QUEUE) == 0
+    for queue in (INTAKE_QUEUE, POLLS_QUEUE):
+        assert e2e.stack.servicebus.active_count(queue) == 0
+        assert e2e.stack.servicebus.dead_letter_count(queue) == 0
 
 
 def test_subscription_filter_keeps_succeeded_events_out_of_the_failed_subscription(
@@ -112,8 +115,9 @@ def test_invalid_request_becomes_one_rejection_event_and_is_completed(e2e: E2E) 
     assert event["data"]["receivedMessageId"] == "bad-1"
     assert json.loads(event["data"]["rawBody"]) == body
     assert message.correlation_id == "run-7"
-    assert e2e.stack.servicebus.active_count(WATCH_QUEUE) == 0
-    assert e2e.stack.servicebus.dead_letter_count(WATCH_QUEUE) == 0
+    for queue in (INTAKE_QUEUE, POLLS_QUEUE):
+        assert e2e.stack.servicebus.active_count(queue) == 0
+        assert e2e.stack.servicebus.dead_letter_count(queue) == 0
     assert e2e.stack.arm.requests == []
 
 
@@ -172,9 +176,10 @@ def test_worker_killed_after_scheduling_the_next_poll_does_not_fork_a_chain(e2e:
             events = e2e.receive_events("all", expect=1)
 
     assert [event["type"] for event, _ in events] == ["OpsStatus.Operation.Succeeded"]
-    assert e2e.stack.servicebus.duplicates_dropped(WATCH_QUEUE) >= 1
+    assert e2e.stack.servicebus.duplicates_dropped(POLLS_QUEUE) >= 1
     assert forks.most == 1
-    assert e2e.stack.servicebus.active_count(WATCH_QUEUE) == 0
+    assert e2e.stack.servicebus.active_count(INTAKE_QUEUE) == 0
+    assert e2e.stack.servicebus.active_count(POLLS_QUEUE) == 0
 
 
 def test_redelivered_terminal_step_does_not_publish_a_second_event(e2e: E2E) -> None:
@@ -197,16 +202,46 @@ def test_when_sends_keep_failing_the_watch_ends_in_the_dead_letter_queue_intact(
     e2e.stack.arm.script("op-stuck", [Step.running()])
     body = e2e.parts("op-stuck", correlationId="run-dlq")
     e2e.submit(body)
-    # From now on the queue refuses every send: the handler can never schedule the next poll.
-    e2e.stack.servicebus.refuse_sends(WATCH_QUEUE, for_seconds=600)
+    # From now on the polls queue refuses every send: the next poll can never be scheduled.
+    e2e.stack.servicebus.refuse_sends(POLLS_QUEUE, for_seconds=600)
 
     with running_worker(e2e):
         assert e2e.stack.servicebus.wait_until(
-            lambda: e2e.stack.servicebus.dead_letter_count(WATCH_QUEUE) == 1, timeout=90
+            lambda: e2e.stack.servicebus.dead_letter_count(INTAKE_QUEUE) == 1, timeout=90
         )
 
-    [dead] = e2e.stack.servicebus.dead_letters(WATCH_QUEUE)
+    [dead] = e2e.stack.servicebus.dead_letters(INTAKE_QUEUE)
     assert json.loads(dead.body) == body
     assert dead.dead_letter_reason == "MaxDeliveryCountExceeded"
     assert dead.delivery_count >= 3
-    assert e2e.stack.servicebus.active_count(WATCH_QUEUE) == 0
+    assert e2e.stack.servicebus.active_count(INTAKE_QUEUE) == 0
+
+
+def test_sends_refused_for_a_while_lose_nothing_and_deliveries_are_spaced_out(
+    e2e: E2E, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a polls queue that refuses the next 6 sends: more than the SDK's own retries
+    # of one send (4 attempts), so the first delivery of the intake message fails
+    e2e.stack.arm.script("op-blip", [Step.running(), Step.succeeded()])
+    e2e.submit(e2e.parts("op-blip"))
+    e2e.stack.servicebus.refuse_sends(POLLS_QUEUE, count=6)
+
+    # When the worker runs through it
+    with caplog.at_level(logging.WARNING, logger="ops_status.handler"), running_worker(e2e):
+        [(event, _)] = e2e.receive_events("all", expect=1, timeout=40)
+
+    # Then the watch ends with its event and nothing is dead-lettered; the failed delivery
+    # waited (1 s x delivery 1 here) before it was given back, and was then redelivered
+    assert event["type"] == "OpsStatus.Operation.Succeeded"
+    for queue in (INTAKE_QUEUE, POLLS_QUEUE):
+        assert e2e.stack.servicebus.dead_letter_count(queue) == 0
+    waits = [
+        r.getMessage() for r in caplog.records if "watch.send_failed_waiting" in r.getMessage()
+    ]
+    assert len(waits) == 1
+    assert "wait_s=1" in waits[0]
+    assert "delivery=1" in waits[0]
+    reads = [r.received_at for r in e2e.stack.arm.requests_for("op-blip")]
+    # The intake step read, failed to send, waited, was redelivered, read again: Succeeded.
+    assert len(reads) == 2
+    assert reads[1] - reads[0] >= 1.0

@@ -5,12 +5,16 @@ are plain ARM JSON. A small evaluator below parses every ARM expression and comp
 values that matter (app settings, names, role scopes) for given parameters, with
 ``reference()`` results kept symbolic; the tests then compare those values with
 ``ops_status.settings``, ``host.json``, ``function_app.py``, ``local.settings.sample.json``
-and the poll policy. The arithmetic behind lock duration, duplicate-detection windows
-and message TTL is written out once here and in ``docs/deployment.md``.
+and the poll policy. The arithmetic behind lock duration, duplicate-detection windows,
+redelivery back-off and message TTL is written out once here and in ``docs/deployment.md``;
+role assignments are expanded (copy loops included) and checked for who can reach which
+queue: pipelines may send only to the intake queue, only the app to the polls queue.
 """
 
 from __future__ import annotations
 
+import ast
+import fnmatch
 import hashlib
 import json
 import math
@@ -18,7 +22,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,7 +31,6 @@ import pytest
 
 from ops_status import settings as code
 from ops_status.decision import FinalStatus
-from ops_status.events import build_rejection_event
 from ops_status.policy import PollPolicy, poll_delay
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +43,7 @@ LEFT_TO_DEFAULTS = "settings-left-to-defaults.json"
 # Built-in role definition ids (Azure built-in roles reference).
 SERVICE_BUS_DATA_RECEIVER = "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0"
 SERVICE_BUS_DATA_SENDER = "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39"
+SERVICE_BUS_DATA_OWNER = "090c5cfd-751d-490a-894a-3ce6f1109419"
 STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
@@ -47,7 +51,73 @@ READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 FORBIDDEN_ROLES = {
     "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
     "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
-    "090c5cfd-751d-490a-894a-3ce6f1109419": "Azure Service Bus Data Owner",
+    SERVICE_BUS_DATA_OWNER: "Azure Service Bus Data Owner",
+}
+
+# Control-plane permissions of the built-in roles that could deploy infra/grant-reader.json,
+# (actions, notActions), from
+# learn.microsoft.com/azure/role-based-access-control/built-in-roles/privileged.
+DEPLOYER_ROLES = {
+    "Owner": (["*"], []),
+    "Contributor": (["*"], ["Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write"]),
+    "User Access Administrator": (
+        ["*/read", "Microsoft.Authorization/*", "Microsoft.Support/*"],
+        [],
+    ),
+    "Role Based Access Control Administrator": (
+        [
+            "Microsoft.Authorization/roleAssignments/write",
+            "Microsoft.Authorization/roleAssignments/delete",
+            "*/read",
+            "Microsoft.Support/*",
+        ],
+        [],
+    ),
+}
+
+# The newest stable apiVersion of each resource type, looked up on this date in
+# Azure/azure-rest-api-specs (each provider's readme.md tags; see docs/deployment.md).
+API_VERSIONS_CHECKED_ON = "2026-12-01"
+EXPECTED_API_VERSIONS = {
+    "azuredeploy.json": {
+        "Microsoft.ManagedIdentity/userAssignedIdentities": "2026-05-31",
+        "Microsoft.ServiceBus/namespaces": "2026-01-01",
+        "Microsoft.ServiceBus/namespaces/queues": "2026-01-01",
+        "Microsoft.ServiceBus/namespaces/topics": "2026-01-01",
+        "Microsoft.ServiceBus/namespaces/topics/subscriptions": "2026-01-01",
+        "Microsoft.ServiceBus/namespaces/topics/subscriptions/rules": "2026-01-01",
+        "Microsoft.Storage/storageAccounts": "2026-09-01",
+        "Microsoft.Storage/storageAccounts/blobServices": "2026-09-01",
+        "Microsoft.Storage/storageAccounts/blobServices/containers": "2026-09-01",
+        "Microsoft.OperationalInsights/workspaces": "2026-03-01",
+        "Microsoft.Insights/components": "2020-02-02",
+        "Microsoft.Web/serverfarms": "2026-09-01",
+        "Microsoft.Web/sites": "2026-09-01",
+        "Microsoft.Authorization/roleAssignments": "2022-04-01",
+    },
+    "grant-reader.json": {
+        "Microsoft.Authorization/roleDefinitions": "2022-04-01",
+        "Microsoft.Authorization/roleAssignments": "2022-04-01",
+    },
+}
+
+# Property names arm-ttk's "Template Should Not Contain Blanks" lets be empty
+# (Azure/arm-ttk testcases/deploymentTemplate/Template-Should-Not-Contain-Blanks.test.ps1).
+ARM_TTK_MAY_BE_EMPTY = {
+    "resources",
+    "outputs",
+    "variables",
+    "parameters",
+    "functions",
+    "properties",
+    "defaultValue",
+    "accessPolicies",
+    "value",
+    "promotionCode",
+    "inputs",
+    "notEquals",
+    "clientId",
+    "allowedCallerIpAddresses",
 }
 
 # Settings the Functions host reads for the trigger connection (not ops_status.settings):
@@ -570,15 +640,14 @@ def concrete_environment(settings: dict[str, Any]) -> dict[str, str]:
 
 
 IDENTITY_TYPES = ("SystemAssigned", "UserAssigned")
+QUEUES = ("intake", "polls")
+QUEUE_PARAMETERS = {"intake": "intakeQueueName", "polls": "pollsQueueName"}
+QUEUE_SETTINGS = {"intake": code.INTAKE_QUEUE, "polls": code.POLLS_QUEUE}
 
 
 def code_setting_names() -> set[str]:
     """Every app setting ``load_settings`` reads, as the code publishes them."""
-    return set(code.SETTINGS_WITH_DEFAULTS) | {
-        code.WATCH_QUEUE,
-        code.EVENTS_TOPIC,
-        code.SERVICE_BUS_NAMESPACE,
-    }
+    return set(code.SETTINGS_WITH_DEFAULTS) | set(code.REQUIRED_SETTINGS)
 
 
 def left_to_defaults() -> dict[str, str]:
@@ -590,6 +659,13 @@ def template_setting_names() -> set[str]:
     for identity in IDENTITY_TYPES:
         names |= set(app_settings(arm(identityType=identity)))
     return names
+
+
+def effective_setting(context: Arm, name: str) -> str:
+    """What the app runs with: the template's value, else the code's default."""
+    value = app_settings(context).get(name, code.SETTINGS_WITH_DEFAULTS[name])
+    assert isinstance(value, str), f"{name} is only known at deployment: {value!r}"
+    return value
 
 
 def longest_scheduled_delay(policy: PollPolicy) -> float:
@@ -606,8 +682,15 @@ def longest_scheduled_delay(policy: PollPolicy) -> float:
     )
 
 
-def queue(context: Arm) -> dict[str, Any]:
-    return context.resolve(context.resource("Microsoft.ServiceBus/namespaces/queues"))
+def queue(context: Arm, which: str) -> dict[str, Any]:
+    """The intake or the polls queue, resolved."""
+    name = context.parameter(QUEUE_PARAMETERS[which])
+    (found,) = [
+        resource
+        for resource in context.resources("Microsoft.ServiceBus/namespaces/queues")
+        if context.resolve(resource["name"]).split("/")[-1] == name
+    ]
+    return context.resolve(found)
 
 
 def topic(context: Arm) -> dict[str, Any]:
@@ -620,6 +703,109 @@ def function_timeout() -> timedelta:
 
 def lock_renewal() -> timedelta:
     return timespan(host_json()["extensions"]["serviceBus"]["maxAutoLockRenewalDuration"])
+
+
+def slowest_status_read() -> timedelta:
+    """One ARM read at the code's HTTP timeouts (connect + read)."""
+    return timedelta(
+        seconds=float(code.SETTINGS_WITH_DEFAULTS[code.HTTP_CONNECT_TIMEOUT])
+        + float(code.SETTINGS_WITH_DEFAULTS[code.HTTP_READ_TIMEOUT])
+    )
+
+
+def send_retry_waits(max_delivery_count: int, delay: float) -> list[float]:
+    """What the handler waits before raising on a failed send, for deliveries 1..N:
+    min(n x OPS_STATUS_SEND_RETRY_DELAY, MAX_SEND_RETRY_WAIT)."""
+    return [min(n * delay, code.MAX_SEND_RETRY_WAIT) for n in range(1, max_delivery_count + 1)]
+
+
+def send_retry_delay(context: Arm) -> float:
+    return float(effective_setting(context, code.SEND_RETRY_DELAY))
+
+
+def walk_properties(value: Any, path: str = "$") -> Iterator[tuple[str, str, Any]]:
+    """Every (path, property name, value) of a JSON document; array items keep the name of
+    the property that holds the array."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield f"{path}.{key}", key, item
+            yield from _walk_children(item, f"{path}.{key}", key)
+
+
+def _walk_children(value: Any, path: str, key: str) -> Iterator[tuple[str, str, Any]]:
+    if isinstance(value, dict):
+        yield from walk_properties(value, path)
+    elif isinstance(value, list):
+        for number, item in enumerate(value):
+            yield from _walk_children(item, f"{path}[{number}]", key)
+
+
+def resource_type_of(resource_id: str) -> str:
+    """``Microsoft.X/a/b`` from ``/subscriptions/../providers/Microsoft.X/a/n1/b/n2``."""
+    namespace, *rest = resource_id.rsplit("/providers/", 1)[1].split("/")
+    return "/".join([namespace, *rest[0::2]])
+
+
+def allows(permissions: tuple[list[str], list[str]], needed: set[str]) -> bool:
+    actions, not_actions = permissions
+
+    def matches(patterns: list[str], action: str) -> bool:
+        return any(fnmatch.fnmatch(action.lower(), pattern.lower()) for pattern in patterns)
+
+    return all(matches(actions, a) and not matches(not_actions, a) for a in needed)
+
+
+def queue_triggers(source: str) -> dict[str, dict[str, Any]]:
+    """Function name -> the keywords of its ``service_bus_queue_trigger`` decorator (v2 model).
+    The name is ``@app.function_name(...)`` when given, else the Python function's name."""
+    triggers = {}
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        name, trigger = node.name, None
+        for decorator in node.decorator_list:
+            if not (isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute)):
+                continue
+            if decorator.func.attr == "function_name":
+                name = ast.literal_eval(
+                    decorator.args[0] if decorator.args else decorator.keywords[0].value
+                )
+            elif decorator.func.attr.endswith("_trigger"):
+                assert decorator.func.attr == "service_bus_queue_trigger", decorator.func.attr
+                trigger = {
+                    kw.arg: ast.literal_eval(kw.value)
+                    for kw in decorator.keywords
+                    if kw.arg in ("queue_name", "connection")
+                }
+        if trigger is not None:
+            triggers[name] = trigger
+    return triggers
+
+
+def human_duration(delta: timedelta) -> str:
+    """``1 hour``, ``10 minutes``, ``8 days``: how the docs write a window."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    raise AssertionError(delta)
+
+
+def test_helpers_read_resource_ids_triggers_and_durations() -> None:
+    assert (
+        resource_type_of("/subscriptions/s/resourceGroups/g/providers/Microsoft.A/b/n1/c/n2")
+        == "Microsoft.A/b/c"
+    )
+    assert human_duration(timedelta(hours=1)) == "1 hour"
+    assert human_duration(timedelta(minutes=10)) == "10 minutes"
+    assert allows(
+        (["Microsoft.Authorization/*"], []), {"Microsoft.Authorization/roleDefinitions/write"}
+    )
+    assert not allows(
+        (["*"], ["Microsoft.Authorization/*/Write"]),
+        {"Microsoft.Authorization/roleAssignments/write"},
+    )
 
 
 # -- the evaluator itself ---------------------------------------------------------------
@@ -696,6 +882,63 @@ def test_every_resource_declares_a_literal_api_version(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", [MAIN_TEMPLATE, GRANT_TEMPLATE])
+def test_every_resource_type_uses_the_newest_stable_api_version_checked(name: str) -> None:
+    """Pinned on API_VERSIONS_CHECKED_ON: a downgrade, or a new type nobody looked up, fails."""
+    used: dict[str, set[str]] = {}
+    for resource in load_json(name)["resources"]:
+        used.setdefault(resource["type"], set()).add(resource["apiVersion"])
+
+    assert used == {type_: {version} for type_, version in EXPECTED_API_VERSIONS[name].items()}
+    assert not any("preview" in version for versions in used.values() for version in versions)
+
+
+def test_reference_calls_read_with_the_api_version_the_resource_is_deployed_with() -> None:
+    context = arm()
+    deployed = {
+        resource["type"].lower(): resource["apiVersion"]
+        for resource in main_template()["resources"]
+    }
+    checked = 0
+    for path, node in expressions(main_template()):
+        for call in calls(node):
+            if call.name.lower() != "reference" or len(call.args) < 2:
+                continue
+            resource_id = context.evaluate(call.args[0])
+            version = context.evaluate(call.args[1])
+            type_ = resource_type_of(resource_id)
+            assert version == deployed[type_.lower()], f"{path}: {type_} read with {version}"
+            checked += 1
+    assert checked >= 10
+
+
+@pytest.mark.parametrize("name", [MAIN_TEMPLATE, GRANT_TEMPLATE])
+def test_templates_contain_no_blank_properties(name: str) -> None:
+    """arm-ttk "Template Should Not Contain Blanks": no empty object, array, string or null,
+    except under the property names arm-ttk exempts (defaultValue, properties, ...)."""
+    blanks = [
+        path
+        for path, key, value in walk_properties(load_json(name))
+        if value in ({}, [], "", None) and key not in ARM_TTK_MAY_BE_EMPTY
+    ]
+
+    assert not blanks
+
+
+def test_blank_property_check_finds_what_arm_ttk_flags() -> None:
+    template = {
+        "parameters": {"p": {"type": "array", "defaultValue": []}},
+        "resources": [{"properties": {"permissions": [{"actions": ["a"], "notActions": []}]}}],
+    }
+
+    flagged = [
+        path
+        for path, key, value in walk_properties(template)
+        if value in ({}, [], "", None) and key not in ARM_TTK_MAY_BE_EMPTY
+    ]
+    assert flagged == ["$.resources[0].properties.permissions[0].notActions"]
+
+
+@pytest.mark.parametrize("name", [MAIN_TEMPLATE, GRANT_TEMPLATE])
 def test_templates_never_call_nondeterministic_functions(name: str) -> None:
     text = (INFRA / name).read_text().lower()
 
@@ -706,7 +949,10 @@ def test_templates_never_call_nondeterministic_functions(name: str) -> None:
 @pytest.mark.parametrize("name", [MAIN_TEMPLATE, GRANT_TEMPLATE])
 def test_depends_on_points_at_resources_of_the_same_template(name: str) -> None:
     context = arm(load_json(name), principalId="p") if name == GRANT_TEMPLATE else arm()
-    ids = {context.resource_id_of(r).lower() for r in context.template["resources"]}
+    # Copy loops (the pipeline role assignments) are extension resources nothing depends on.
+    ids = {
+        context.resource_id_of(r).lower() for r in context.template["resources"] if "copy" not in r
+    }
     for resource in context.template["resources"]:
         for dependency in context.resolve(resource.get("dependsOn", [])):
             assert dependency.lower() in ids, f"{resource['type']} depends on unknown {dependency}"
@@ -761,6 +1007,7 @@ def test_example_parameter_file_sets_declared_parameters_with_allowed_values() -
     given = load_json(EXAMPLE_PARAMETERS)["parameters"]
 
     assert set(given) <= set(declared)
+    assert {"intakeQueueName", "pollsQueueName", "pipelinePrincipalIds"} <= set(given)
     types = {"int": int, "string": str, "bool": bool, "array": list, "object": dict}
     for name, entry in given.items():
         spec, value = declared[name], entry["value"]
@@ -818,26 +1065,55 @@ def test_template_defaults_equal_the_code_defaults(identity: str) -> None:
 
 def test_queue_and_topic_names_match_the_local_settings_sample() -> None:
     sample = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
-    settings = app_settings(arm())
+    context = arm()
+    settings = app_settings(context)
 
-    assert settings[code.WATCH_QUEUE] == sample[code.WATCH_QUEUE] == "ops-status-watches"
+    assert settings[code.INTAKE_QUEUE] == sample[code.INTAKE_QUEUE] == "ops-status-intake"
+    assert settings[code.POLLS_QUEUE] == sample[code.POLLS_QUEUE] == "ops-status-polls"
     assert settings[code.EVENTS_TOPIC] == sample[code.EVENTS_TOPIC] == "ops-status-events"
-    assert queue(arm())["name"].endswith("/" + settings[code.WATCH_QUEUE])
-    assert topic(arm())["name"].endswith("/" + settings[code.EVENTS_TOPIC])
+    for which in QUEUES:
+        assert queue(context, which)["name"].endswith("/" + settings[QUEUE_SETTINGS[which]])
+    assert topic(context)["name"].endswith("/" + settings[code.EVENTS_TOPIC])
 
 
-def test_trigger_connection_and_queue_setting_match_function_app() -> None:
-    source = (ROOT / "function_app.py").read_text()
-    (connection,) = re.findall(r'connection="([^"]+)"', source)
-    (queue_setting,) = re.findall(r'queue_name="%([^%]+)%"', source)
+def test_function_app_has_one_trigger_per_queue_on_the_template_connection() -> None:
+    triggers = queue_triggers((ROOT / "function_app.py").read_text())
     settings = app_settings(arm())
 
-    assert connection == code.SERVICE_BUS_CONNECTION
-    assert f"{connection}__fullyQualifiedNamespace" == code.SERVICE_BUS_NAMESPACE
+    assert triggers == {
+        "watch_intake": {
+            "queue_name": f"%{code.INTAKE_QUEUE}%",
+            "connection": code.SERVICE_BUS_CONNECTION,
+        },
+        "watch_polls": {
+            "queue_name": f"%{code.POLLS_QUEUE}%",
+            "connection": code.SERVICE_BUS_CONNECTION,
+        },
+    }
+    assert f"{code.SERVICE_BUS_CONNECTION}__fullyQualifiedNamespace" == code.SERVICE_BUS_NAMESPACE
     assert code.SERVICE_BUS_NAMESPACE in settings
-    assert settings[f"{connection}__credential"] == "managedidentity"
-    assert queue_setting == code.WATCH_QUEUE
-    assert queue_setting in settings
+    assert settings[f"{code.SERVICE_BUS_CONNECTION}__credential"] == "managedidentity"
+    for setting in (code.INTAKE_QUEUE, code.POLLS_QUEUE):
+        assert setting in settings
+
+
+def test_trigger_reader_sees_names_queues_and_connections_of_a_v2_function_app() -> None:
+    source = """
+@app.function_name("first")
+@app.service_bus_queue_trigger(arg_name="m", queue_name="%A%", connection="C")
+def handler_one(m): ...
+
+@app.service_bus_queue_trigger(arg_name="m", queue_name="%B%", connection="C")
+def second(m): ...
+
+@app.route(route="x")
+def not_a_queue(req): ...
+"""
+
+    assert queue_triggers(source) == {
+        "first": {"queue_name": "%A%", "connection": "C"},
+        "second": {"queue_name": "%B%", "connection": "C"},
+    }
 
 
 @pytest.mark.parametrize("identity", IDENTITY_TYPES)
@@ -848,6 +1124,10 @@ def test_app_starts_with_the_template_settings(identity: str) -> None:
     assert settings.service_bus_namespace == "sb-ops-status-test.servicebus.windows.net"
     assert settings.service_bus_connection_string is None
     assert settings.arm_endpoint == "https://management.azure.com"
+    assert (settings.intake_queue, settings.polls_queue) == (
+        "ops-status-intake",
+        "ops-status-polls",
+    )
     assert (settings.client_id is not None) == (identity == "UserAssigned")
 
 
@@ -947,7 +1227,29 @@ def test_connection_string_forms_are_never_set() -> None:
     assert code.SERVICE_BUS_CONNECTION in unset
     assert not names & set(unset)
     assert "AzureWebJobsStorage" not in names
-    assert "AzureWebJobsStorage__accountName" in names
+
+
+@pytest.mark.parametrize("identity", IDENTITY_TYPES)
+def test_host_storage_uses_the_account_endpoints_not_the_account_name(identity: str) -> None:
+    """``AzureWebJobsStorage__accountName`` infers *.core.windows.net: not valid in sovereign
+    clouds or with custom DNS (Functions docs), which this template's armEndpoint offers."""
+    context = arm(identityType=identity)
+    settings = app_settings(context)
+    storage_id = context.resource_id_of(context.resource("Microsoft.Storage/storageAccounts"))
+
+    for service in ("blob", "queue", "table"):
+        assert settings[f"AzureWebJobsStorage__{service}ServiceUri"] == Unknown(
+            f"reference({storage_id}).primaryEndpoints.{service}"
+        )
+    assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
+    assert not {name for name in settings if name.startswith("AzureWebJobsStorage__")} - {
+        "AzureWebJobsStorage__blobServiceUri",
+        "AzureWebJobsStorage__queueServiceUri",
+        "AzureWebJobsStorage__tableServiceUri",
+        "AzureWebJobsStorage__credential",
+        "AzureWebJobsStorage__clientId",
+    }
+    assert "AzureWebJobsStorage__accountName" not in settings
 
 
 def test_no_app_setting_that_flex_consumption_rejects() -> None:
@@ -969,31 +1271,50 @@ def test_namespace_accepts_only_entra_id_over_tls_1_2(sku: str | None, tier: str
     assert not arm().resources("Microsoft.ServiceBus/namespaces/AuthorizationRules")
 
 
-def test_watch_queue_deduplicates_and_dead_letters_after_ten_deliveries() -> None:
-    properties = queue(arm())["properties"]
+def test_template_deploys_a_separate_intake_and_polls_queue() -> None:
+    context = arm()
+    names = [
+        context.resolve(q["name"]).split("/")[-1]
+        for q in context.resources("Microsoft.ServiceBus/namespaces/queues")
+    ]
+
+    assert sorted(names) == ["ops-status-intake", "ops-status-polls"]
+    assert [queue(arm(intakeQueueName="a", pollsQueueName="b"), w)["name"] for w in QUEUES] == [
+        f"{context.variable('serviceBusNamespaceName')}/a",
+        f"{context.variable('serviceBusNamespaceName')}/b",
+    ]
+
+
+@pytest.mark.parametrize("which", QUEUES)
+def test_queues_deduplicate_and_dead_letter_after_ten_deliveries(which: str) -> None:
+    properties = queue(arm(), which)["properties"]
 
     assert properties["requiresDuplicateDetection"] is True
     assert properties["maxDeliveryCount"] == 10
     assert properties["deadLetteringOnMessageExpiration"] is True
     assert properties["requiresSession"] is False
+    assert iso_duration(properties["duplicateDetectionHistoryTimeWindow"]) == timedelta(hours=1)
 
 
-def test_lock_duration_covers_a_status_read_and_renewal_covers_a_whole_run() -> None:
-    lock = iso_duration(queue(arm())["properties"]["lockDuration"])
-    slowest_read = timedelta(
-        seconds=float(code.SETTINGS_WITH_DEFAULTS[code.HTTP_CONNECT_TIMEOUT])
-        + float(code.SETTINGS_WITH_DEFAULTS[code.HTTP_READ_TIMEOUT])
-    )
+@pytest.mark.parametrize("which", QUEUES)
+def test_lock_duration_covers_a_status_read_and_renewal_covers_a_whole_run(which: str) -> None:
+    lock = iso_duration(queue(arm(), which)["properties"]["lockDuration"])
 
+    assert lock == timedelta(minutes=1)
     assert timedelta(seconds=30) <= lock <= SERVICE_BUS_MAX_LOCK
-    assert lock >= slowest_read, "a normal step should not depend on lock renewal"
+    assert lock >= slowest_status_read(), "a normal step should not depend on lock renewal"
     assert lock <= lock_renewal()
     assert lock_renewal() >= function_timeout(), "the host must hold the lock for a whole run"
 
 
-def test_queue_duplicate_detection_outlasts_a_redelivery_after_a_crash() -> None:
-    properties = queue(arm())["properties"]
-    window = iso_duration(properties["duplicateDetectionHistoryTimeWindow"])
+@pytest.mark.parametrize("source", QUEUES)
+def test_polls_duplicate_detection_outlasts_a_redelivery_after_a_crash(source: str) -> None:
+    """Steps of both queues send their follow-up to the polls queue."""
+    context = arm()
+    window = iso_duration(
+        queue(context, "polls")["properties"]["duplicateDetectionHistoryTimeWindow"]
+    )
+    properties = queue(context, source)["properties"]
     lock = iso_duration(properties["lockDuration"])
     held = max(function_timeout(), lock_renewal())
     # First send .. lock lost .. redelivery .. the redelivered step sends the same MessageId.
@@ -1022,8 +1343,64 @@ def test_topic_duplicate_detection_outlasts_the_longest_scheduled_delay() -> Non
     assert window >= race + TOPIC_BACKLOG_MARGIN
 
 
-def test_watch_message_ttl_outlasts_the_longest_watch() -> None:
-    ttl = iso_duration(queue(arm())["properties"]["defaultMessageTimeToLive"])
+@pytest.mark.parametrize("source", QUEUES)
+@pytest.mark.parametrize("destination", ["intake", "polls", "topic"])
+def test_duplicate_windows_exceed_lock_times_deliveries_plus_in_handler_back_off(
+    source: str, destination: str
+) -> None:
+    """A send the broker took but the client saw fail is repeated by a later delivery of the
+    source message: the destination must still remember its MessageId. (The intake queue is
+    nobody's destination in the product, but pipelines retry the same way.)"""
+    context = arm()
+    properties = queue(context, source)["properties"]
+    lock = iso_duration(properties["lockDuration"])
+    deliveries = properties["maxDeliveryCount"]
+    target = topic(context) if destination == "topic" else queue(context, destination)
+    window = iso_duration(target["properties"]["duplicateDetectionHistoryTimeWindow"])
+    back_off = timedelta(seconds=sum(send_retry_waits(deliveries, send_retry_delay(context))))
+    any_accepted_delay = deliveries * (lock + timedelta(seconds=code.MAX_SEND_RETRY_WAIT))
+
+    assert window >= lock * deliveries + back_off
+    assert window >= any_accepted_delay, "holds whatever OPS_STATUS_SEND_RETRY_DELAY is"
+
+
+@pytest.mark.parametrize("which", QUEUES)
+def test_failed_sends_spread_ten_deliveries_over_ten_minutes_before_dead_lettering(
+    which: str,
+) -> None:
+    context = arm()
+    deliveries = queue(context, which)["properties"]["maxDeliveryCount"]
+    delay = send_retry_delay(context)
+    waits = send_retry_waits(deliveries, delay)
+    last_delivery_starts = sum(waits[:-1])
+    dead_letters_at = sum(waits)
+
+    assert delay == code.DEFAULT_SEND_RETRY_DELAY, "the arithmetic below is written for it"
+    assert last_delivery_starts >= 600, "a Service Bus outage of under 10 min must not dead-letter"
+    assert (last_delivery_starts, dead_letters_at) == (675, 825)
+    for text in (
+        main_template()["metadata"]["decisions"]["redelivery"],
+        (ROOT / "docs" / "deployment.md").read_text(),
+    ):
+        assert f"= {last_delivery_starts:g} s" in text
+        assert f"{last_delivery_starts:g} + {waits[-1]:g} = {dead_letters_at:g} s" in text
+
+
+@pytest.mark.parametrize("which", QUEUES)
+def test_every_send_retry_wait_plus_a_status_read_fits_in_one_run(which: str) -> None:
+    context = arm()
+    deliveries = queue(context, which)["properties"]["maxDeliveryCount"]
+    waits = send_retry_waits(deliveries, send_retry_delay(context))
+    run = min(function_timeout(), lock_renewal())
+
+    assert max(waits) <= code.MAX_SEND_RETRY_WAIT
+    for wait in waits:
+        assert timedelta(seconds=wait) + slowest_status_read() <= run
+    assert timedelta(seconds=code.MAX_SEND_RETRY_WAIT) + slowest_status_read() <= run
+
+
+def test_poll_message_ttl_outlasts_the_longest_watch() -> None:
+    ttl = iso_duration(queue(arm(), "polls")["properties"]["defaultMessageTimeToLive"])
     retry_after_max = float(app_settings(arm())[code.RETRY_AFTER_MAX])
     longest_allowed = main_template()["parameters"]["maxTimeoutSeconds"]["maxValue"]
 
@@ -1035,9 +1412,9 @@ def test_watch_message_ttl_outlasts_the_longest_watch() -> None:
 
 def test_example_subscriptions_split_events_by_the_status_the_code_emits() -> None:
     context = arm()
-    rejection = build_rejection_event(b"{}", ["bad"], now=datetime(2025, 1, 1, tzinfo=timezone.utc))
+    schema = json.loads((ROOT / "schemas" / "event.schema.json").read_text())["$defs"]
     emitted = {status.value for status in FinalStatus} | {
-        rejection.application_properties["status"]
+        schema["rejection"]["properties"]["status"]["const"]
     }
     rules = {
         context.resolve(r["name"]).split("/")[2]: context.resolve(r["properties"])
@@ -1045,11 +1422,36 @@ def test_example_subscriptions_split_events_by_the_status_the_code_emits() -> No
     }
     (sql,) = re.findall(r"^status IN \((.*)\)$", rules["failed"]["sqlFilter"]["sqlExpression"])
 
-    assert "status" in rejection.application_properties
+    assert set(schema["terminal"]["properties"]["status"]["enum"]) <= emitted
     assert rules["succeeded"]["correlationFilter"]["properties"] == {
         "status": FinalStatus.SUCCEEDED.value
     }
     assert set(re.findall(r"'([^']*)'", sql)) == emitted - {FinalStatus.SUCCEEDED.value}
+
+
+def test_every_subscription_has_exactly_one_rule_and_it_replaces_default() -> None:
+    """A rule named $Default replaces the catch-all TrueFilter Service Bus creates with the
+    subscription, whether or not that rule would otherwise survive beside the template's
+    (terraform-provider-azurerm#20718 vs pulumi-azure-native#4489)."""
+    context = arm()
+    subscriptions = {
+        context.resolve(s["name"])
+        for s in context.resources("Microsoft.ServiceBus/namespaces/topics/subscriptions")
+    }
+    rules: dict[str, list[str]] = {}
+    for rule in context.resources("Microsoft.ServiceBus/namespaces/topics/subscriptions/rules"):
+        parent, _, name = context.resolve(rule["name"]).rpartition("/")
+        rules.setdefault(parent, []).append(name)
+        assert context.resolve(rule["condition"]) == context.resolve(
+            next(
+                s["condition"]
+                for s in context.resources("Microsoft.ServiceBus/namespaces/topics/subscriptions")
+                if context.resolve(s["name"]) == parent
+            )
+        )
+
+    assert len(subscriptions) == 2
+    assert rules == {subscription: ["$Default"] for subscription in subscriptions}
 
 
 def test_example_subscriptions_can_be_left_out() -> None:
@@ -1083,6 +1485,20 @@ def test_function_app_runs_python_3_11_on_flex_consumption() -> None:
     assert site["properties"]["httpsOnly"] is True
 
 
+def test_function_app_is_created_after_both_queues_and_the_topic() -> None:
+    context = arm()
+    site = context.resource("Microsoft.Web/sites")
+    dependencies = set(context.resolve(site["dependsOn"]))
+    entities = {
+        context.resource_id_of(r)
+        for r in context.resources("Microsoft.ServiceBus/namespaces/queues")
+        + context.resources("Microsoft.ServiceBus/namespaces/topics")
+    }
+
+    assert len(entities) == 3
+    assert entities <= dependencies
+
+
 def test_deployment_package_lives_in_a_container_of_the_host_storage_account() -> None:
     context = arm()
     site = context.resolve(context.resource("Microsoft.Web/sites"))
@@ -1091,14 +1507,11 @@ def test_deployment_package_lives_in_a_container_of_the_host_storage_account() -
         context.resource("Microsoft.Storage/storageAccounts/blobServices/containers")
     )
     storage_id = context.resource_id_of(context.resource("Microsoft.Storage/storageAccounts"))
+    blob_endpoint = f"reference({storage_id}).primaryEndpoints.blob"
 
     assert storage["type"] == "blobContainer"
-    assert storage["value"] == Unknown(
-        f"reference({storage_id}).primaryEndpoints.blob" + container["name"].split("/")[-1]
-    )
-    assert app_settings(context)["AzureWebJobsStorage__accountName"] == context.variable(
-        "storageAccountName"
-    )
+    assert storage["value"] == Unknown(blob_endpoint + container["name"].split("/")[-1])
+    assert app_settings(context)["AzureWebJobsStorage__blobServiceUri"] == Unknown(blob_endpoint)
 
 
 def test_storage_account_refuses_shared_keys_and_public_blobs() -> None:
@@ -1128,6 +1541,19 @@ def test_application_insights_is_workspace_based_and_takes_only_entra_telemetry(
 # -- role assignments -------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Grant:
+    """One role assignment as ARM would create it (copy loops expanded)."""
+
+    name: str
+    role: str
+    scope: str
+    principal_id: Any
+    principal_type: str
+    depends_on: tuple[str, ...]
+    from_copy_loop: bool
+
+
 def _role_assignments(context: Arm) -> list[dict[str, Any]]:
     return context.resources("Microsoft.Authorization/roleAssignments")
 
@@ -1136,16 +1562,76 @@ def _role_guid(role_definition_id: str) -> str:
     return role_definition_id.rsplit("/", 1)[-1]
 
 
+def role_grants(context: Arm) -> list[Grant]:
+    grants = []
+    for resource in _role_assignments(context):
+        loop = resource.get("copy")
+        indexes: list[int | None] = list(range(context.resolve(loop["count"]))) if loop else [None]
+        for index in indexes:
+            context.copy_index = index
+            if not context.deployed(resource):
+                continue
+            properties = context.resolve(resource["properties"])
+            grants.append(
+                Grant(
+                    name=context.resolve(resource["name"]),
+                    role=_role_guid(properties["roleDefinitionId"]),
+                    scope=context.scope_id(resource),
+                    principal_id=properties["principalId"],
+                    principal_type=properties["principalType"],
+                    depends_on=tuple(context.resolve(resource.get("dependsOn", []))),
+                    from_copy_loop=loop is not None,
+                )
+            )
+    context.copy_index = None
+    return grants
+
+
+def can(grants: list[Grant], principal: Any, roles: set[str], resource_id: str) -> bool:
+    """Whether ``principal`` holds one of ``roles`` at ``resource_id`` or any scope above it."""
+    target = resource_id.lower()
+    return any(
+        grant.principal_id == principal
+        and grant.role in roles
+        and (target == grant.scope.lower() or target.startswith(grant.scope.lower() + "/"))
+        for grant in grants
+    )
+
+
+def app_principal(context: Arm) -> Unknown:
+    if context.parameter("identityType") == "UserAssigned":
+        source = context.resource_id(
+            "Microsoft.ManagedIdentity/userAssignedIdentities", context.variable("identityName")
+        )
+        return Unknown(f"reference({source}).principalId")
+    source = context.resource_id("Microsoft.Web/sites", context.variable("functionAppName"))
+    return Unknown(f"reference({source}, 'full').identity.principalId")
+
+
+def entity_ids(context: Arm) -> dict[str, str]:
+    namespace = context.variable("serviceBusNamespaceName")
+    queues = "Microsoft.ServiceBus/namespaces/queues"
+    return {
+        "namespace": context.resource_id("Microsoft.ServiceBus/namespaces", namespace),
+        "intake": context.resource_id(queues, namespace, context.parameter("intakeQueueName")),
+        "polls": context.resource_id(queues, namespace, context.parameter("pollsQueueName")),
+        "topic": context.resource_id(
+            "Microsoft.ServiceBus/namespaces/topics",
+            namespace,
+            context.parameter("eventsTopicName"),
+        ),
+    }
+
+
+PIPELINES = ["bbbbbbbb-0000-0000-0000-000000000001", "bbbbbbbb-0000-0000-0000-000000000002"]
+SENDS = {SERVICE_BUS_DATA_SENDER, SERVICE_BUS_DATA_OWNER}
+RECEIVES = {SERVICE_BUS_DATA_RECEIVER, SERVICE_BUS_DATA_OWNER}
+
+
 @pytest.mark.parametrize("identity", IDENTITY_TYPES)
 def test_role_assignments_grant_exactly_the_needed_roles_at_entity_scope(identity: str) -> None:
     context = arm(identityType=identity)
-    namespace = context.variable("serviceBusNamespaceName")
-    watch_queue = context.resource_id(
-        "Microsoft.ServiceBus/namespaces/queues", namespace, "ops-status-watches"
-    )
-    events_topic = context.resource_id(
-        "Microsoft.ServiceBus/namespaces/topics", namespace, "ops-status-events"
-    )
+    entities = entity_ids(context)
     storage = context.resource_id(
         "Microsoft.Storage/storageAccounts", context.variable("storageAccountName")
     )
@@ -1153,58 +1639,116 @@ def test_role_assignments_grant_exactly_the_needed_roles_at_entity_scope(identit
         "Microsoft.Insights/components", context.variable("appInsightsName")
     )
 
-    granted = {
-        (_role_guid(context.resolve(r["properties"]["roleDefinitionId"])), context.scope_id(r))
-        for r in _role_assignments(context)
-    }
+    granted = {(grant.role, grant.scope) for grant in role_grants(context)}
 
     assert granted == {
-        (SERVICE_BUS_DATA_RECEIVER, watch_queue),
-        (SERVICE_BUS_DATA_SENDER, watch_queue),
-        (SERVICE_BUS_DATA_SENDER, events_topic),
+        (SERVICE_BUS_DATA_RECEIVER, entities["intake"]),
+        (SERVICE_BUS_DATA_RECEIVER, entities["polls"]),
+        (SERVICE_BUS_DATA_SENDER, entities["polls"]),
+        (SERVICE_BUS_DATA_SENDER, entities["topic"]),
         (STORAGE_BLOB_DATA_OWNER, storage),
         (STORAGE_TABLE_DATA_CONTRIBUTOR, storage),
         (MONITORING_METRICS_PUBLISHER, insights),
     }
+    assert len(role_grants(context)) == len(granted)
     for resource in _role_assignments(context):
         if "ServiceBus" in resource["scope"]:
             assert re.search(r"/(queues|topics)/\{1\}'", resource["scope"]), resource["scope"]
 
 
 @pytest.mark.parametrize("identity", IDENTITY_TYPES)
-def test_role_assignment_names_are_the_guid_of_scope_principal_and_role(identity: str) -> None:
-    context = arm(identityType=identity)
-    principal = context.variable("principalResourceId")
-    names = set()
-    for resource in _role_assignments(context):
-        role = context.resolve(resource["properties"]["roleDefinitionId"])
-        expected = str(
-            uuid.uuid5(
-                uuid.NAMESPACE_URL, f"{context.scope_id(resource)}|{principal}|{_role_guid(role)}"
-            )
+def test_the_app_may_send_only_to_the_polls_queue_and_the_topic(identity: str) -> None:
+    context = arm(identityType=identity, pipelinePrincipalIds=PIPELINES)
+    grants = role_grants(context)
+    entities = entity_ids(context)
+    app = app_principal(context)
+
+    assert not can(grants, app, SENDS, entities["intake"]), "the app never sends to intake"
+    assert can(grants, app, SENDS, entities["polls"])
+    assert can(grants, app, SENDS, entities["topic"])
+    assert can(grants, app, RECEIVES, entities["intake"])
+    assert can(grants, app, RECEIVES, entities["polls"])
+    assert not can(grants, app, RECEIVES, entities["topic"])
+
+
+@pytest.mark.parametrize("principal_type", ["ServicePrincipal", "Group"])
+def test_pipeline_principals_can_submit_and_listen_but_never_reach_the_polls_queue(
+    principal_type: str,
+) -> None:
+    context = arm(pipelinePrincipalIds=PIPELINES, pipelinePrincipalType=principal_type)
+    grants = role_grants(context)
+    entities = entity_ids(context)
+    subscription_of_topic = f"{entities['topic']}/subscriptions/failed"
+
+    for pipeline in PIPELINES:
+        mine = [grant for grant in grants if grant.principal_id == pipeline]
+        assert {(grant.role, grant.scope) for grant in mine} == {
+            (SERVICE_BUS_DATA_SENDER, entities["intake"]),
+            (SERVICE_BUS_DATA_RECEIVER, entities["topic"]),
+        }
+        assert all(grant.principal_type == principal_type for grant in mine)
+        assert all(grant.scope in grant.depends_on for grant in mine)
+        assert not any(
+            grant.scope.lower() in (entities["polls"].lower(), entities["namespace"].lower())
+            or entities["polls"].lower().startswith(grant.scope.lower() + "/")
+            for grant in mine
         )
-        names.add(context.resolve(resource["name"]))
-        assert context.resolve(resource["name"]) == expected
-    assert len(names) == len(_role_assignments(context))
+        assert can(grants, pipeline, SENDS, entities["intake"])
+        assert can(grants, pipeline, RECEIVES, subscription_of_topic)
+        assert not can(grants, pipeline, SENDS | RECEIVES, entities["polls"])
+        assert not can(grants, pipeline, SENDS, entities["topic"])
+        assert not can(grants, pipeline, RECEIVES, entities["intake"])
+
+
+def test_no_pipeline_role_assignment_without_pipeline_principals() -> None:
+    context = arm()
+
+    assert context.parameter("pipelinePrincipalIds") == []
+    assert not [grant for grant in role_grants(context) if grant.from_copy_loop]
+    assert sum(1 for r in _role_assignments(context) if "copy" in r) == 2
+
+
+def test_rbac_reachability_check_sees_grants_at_a_parent_scope() -> None:
+    namespace = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ServiceBus/namespaces/n"
+    at_namespace = Grant("x", SERVICE_BUS_DATA_SENDER, namespace, "p", "User", (), False)
+
+    assert can([at_namespace], "p", SENDS, f"{namespace}/queues/polls")
+    assert not can([at_namespace], "p", SENDS, f"{namespace}2/queues/polls")
+    assert not can([at_namespace], "q", SENDS, f"{namespace}/queues/polls")
+
+
+@pytest.mark.parametrize("identity", IDENTITY_TYPES)
+def test_role_assignment_names_are_the_guid_of_scope_principal_and_role(identity: str) -> None:
+    context = arm(identityType=identity, pipelinePrincipalIds=PIPELINES)
+    app = app_principal(context)
+    principal_resource = context.variable("principalResourceId")
+    grants = role_grants(context)
+    for grant in grants:
+        key = principal_resource if grant.principal_id == app else grant.principal_id
+        assert grant.name == str(
+            uuid.uuid5(uuid.NAMESPACE_URL, f"{grant.scope}|{key}|{grant.role}")
+        )
+    assert len({grant.name for grant in grants}) == len(grants) == 7 + 2 * len(PIPELINES)
 
 
 @pytest.mark.parametrize("identity", IDENTITY_TYPES)
 def test_role_assignments_go_to_the_app_identity_after_their_scope_exists(identity: str) -> None:
-    context = arm(identityType=identity)
-    if identity == "UserAssigned":
-        source = context.resource_id(
+    context = arm(identityType=identity, pipelinePrincipalIds=PIPELINES)
+    principal = app_principal(context)
+    source = (
+        context.resource_id(
             "Microsoft.ManagedIdentity/userAssignedIdentities", context.variable("identityName")
         )
-        principal = Unknown(f"reference({source}).principalId")
-    else:
-        source = context.resource_id("Microsoft.Web/sites", context.variable("functionAppName"))
-        principal = Unknown(f"reference({source}, 'full').identity.principalId")
+        if identity == "UserAssigned"
+        else context.resource_id("Microsoft.Web/sites", context.variable("functionAppName"))
+    )
 
-    for resource in _role_assignments(context):
-        properties = context.resolve(resource["properties"])
-        assert properties["principalId"] == principal
-        assert properties["principalType"] == "ServicePrincipal"
-        assert {context.scope_id(resource), source} <= set(context.resolve(resource["dependsOn"]))
+    app_grants = [grant for grant in role_grants(context) if not grant.from_copy_loop]
+    assert len(app_grants) == 7
+    for grant in app_grants:
+        assert grant.principal_id == principal
+        assert grant.principal_type == "ServicePrincipal"
+        assert {grant.scope, source} <= set(grant.depends_on)
     assert context.resolve(main_template()["outputs"]["principalId"]["value"]) == principal
 
 
@@ -1243,31 +1787,64 @@ def test_grant_reader_assigns_reader_or_a_role_that_only_reads_operation_status(
         assert context.deployed(definition)
         assert properties["roleDefinitionId"] == context.resource_id_of(definition)
         assert role["properties"]["permissions"] == [
-            {
-                "actions": ["Microsoft.Cache/locations/operationsStatus/read"],
-                "notActions": [],
-                "dataActions": [],
-                "notDataActions": [],
-            }
+            {"actions": ["Microsoft.Cache/locations/operationsStatus/read"]}
         ]
         assert role["properties"]["assignableScopes"] == [f"/subscriptions/{SUBSCRIPTION_ID}"]
         assert SUBSCRIPTION_ID in role["properties"]["roleName"], "role names are unique per tenant"
+
+
+@pytest.mark.parametrize("access", ["OperationStatusReader", "Reader"])
+def test_grant_reader_names_exactly_the_built_in_roles_that_can_deploy_it(access: str) -> None:
+    """Each deployed resource needs <type>/write; a role suffices if its actions (minus
+    notActions) cover every one. The metadata's first sentence for the variant must name
+    exactly those roles, and the free-text description none."""
+    context = arm(grant_template(), principalId="p", accessLevel=access)
+    needed = {
+        f"{resource['type']}/write"
+        for resource in grant_template()["resources"]
+        if context.deployed(resource)
+    }
+    sufficient = {
+        title for title, permissions in DEPLOYER_ROLES.items() if allows(permissions, needed)
+    }
+    metadata = grant_template()["metadata"]
+    first_sentence = metadata["requiredPermissions"][access].split(". ")[0]
+
+    assert set(metadata["requiredPermissions"]) == set(
+        grant_template()["parameters"]["accessLevel"]["allowedValues"]
+    )
+    assert {title for title in DEPLOYER_ROLES if title in first_sentence} == sufficient
+    assert not [title for title in DEPLOYER_ROLES if title in metadata["description"]]
+    if access == "OperationStatusReader":
+        assert sufficient == {"Owner", "User Access Administrator"}
+    else:
+        assert "Role Based Access Control Administrator" in sufficient
 
 
 # -- outputs ----------------------------------------------------------------------------
 
 
 def test_outputs_give_the_runbook_everything_it_needs() -> None:
+    context = arm()
     outputs = main_template()["outputs"]
 
     assert {
         "serviceBusNamespaceName",
         "serviceBusFullyQualifiedNamespace",
-        "watchQueueName",
+        "intakeQueueName",
+        "pollsQueueName",
+        "intakeQueueResourceId",
         "eventsTopicName",
+        "eventsTopicResourceId",
         "functionAppName",
         "principalId",
     } <= set(outputs)
+    assert (
+        context.resolve(outputs["intakeQueueResourceId"]["value"]) == entity_ids(context)["intake"]
+    )
+    assert (
+        context.resolve(outputs["eventsTopicResourceId"]["value"]) == entity_ids(context)["topic"]
+    )
 
 
 def test_grant_commands_are_listed_for_every_watched_subscription() -> None:
@@ -1286,3 +1863,39 @@ def test_grant_commands_are_listed_for_every_watched_subscription() -> None:
         assert "--template-file infra/grant-reader.json" in str(command)
         assert "principalId=reference(" in str(command)
     assert arm().resolve(loop["count"]) == 0
+
+
+# -- documents that state the template's numbers ----------------------------------------
+
+
+def test_reliability_doc_states_the_template_duplicate_detection_window() -> None:
+    window = iso_duration(
+        queue(arm(), "polls")["properties"]["duplicateDetectionHistoryTimeWindow"]
+    )
+    text = " ".join((ROOT / "docs" / "reliability.md").read_text().split())
+    sentences = [
+        s for s in re.split(r"(?<=[.!?])\s+", text) if "template" in s and "window" in s.lower()
+    ]
+
+    assert sentences, "docs/reliability.md no longer says what the template's window is"
+    for sentence in sentences:
+        assert human_duration(window) in sentence, sentence
+
+
+def test_deployment_doc_states_every_lock_window_and_ttl_the_template_sets() -> None:
+    context = arm()
+    doc = (ROOT / "docs" / "deployment.md").read_text()
+    entities = [queue(context, which) for which in QUEUES] + [topic(context)]
+    for entity in entities:
+        for key in (
+            "lockDuration",
+            "duplicateDetectionHistoryTimeWindow",
+            "defaultMessageTimeToLive",
+        ):
+            if key in entity["properties"]:
+                assert f"`{entity['properties'][key]}`" in doc, (entity["name"], key)
+    assert f"`{API_VERSIONS_CHECKED_ON}`" in doc or API_VERSIONS_CHECKED_ON in doc
+    for versions in EXPECTED_API_VERSIONS.values():
+        for type_, version in versions.items():
+            assert f"`{type_}`" in doc, type_
+            assert version in doc, type_
