@@ -770,7 +770,7 @@ def _add_submit(commands: Any) -> None:
         summary="put a watch request on the queue (what a pipeline step does)",
         description=(
             "Validate a watch request exactly as the function will (bad input fails here, "
-            "exit code 64, with every problem listed) and put it on the watch queue. Prints "
+            "exit code 64, with every problem listed) and put it on the intake queue. Prints "
             "the MessageId: the same watch submitted twice gets the same id, so Service Bus "
             "duplicate detection drops a retried step's copy. Without --correlation-id a "
             "warning is printed: identical watches are merged, and subscribers cannot filter "
@@ -786,7 +786,7 @@ def _add_submit(commands: Any) -> None:
     _add_operation(parser)
     _add_watch_options(parser)
     sb = _add_service_bus(parser)
-    sb.add_argument("--queue", metavar="NAME", help="the watch queue (OPS_STATUS_WATCH_QUEUE)")
+    sb.add_argument("--queue", metavar="NAME", help="the intake queue (OPS_STATUS_INTAKE_QUEUE)")
     _add_arm(parser)
     parser.add_argument(
         "--dry-run", action="store_true", help="validate and print, send nothing (no Service Bus)"
@@ -903,7 +903,8 @@ def _add_worker(commands: Any) -> None:
         "worker",
         summary="run the watcher as a long-running queue consumer (instead of Azure Functions)",
         description=(
-            "Receive watch requests from OPS_STATUS_WATCH_QUEUE and handle them exactly as the "
+            "Receive submissions from OPS_STATUS_INTAKE_QUEUE and follow-ups from "
+            "OPS_STATUS_POLLS_QUEUE and handle them exactly as the "
             "function app does: PeekLock, complete on success, abandon on error, locks renewed "
             "while a handler runs, graceful stop on SIGTERM/SIGINT. Reads the same settings "
             "as the function app from the environment (credential default: managedidentity)."

@@ -245,3 +245,34 @@ def test_sends_refused_for_a_while_lose_nothing_and_deliveries_are_spaced_out(
     # The intake step read, failed to send, waited, was redelivered, read again: Succeeded.
     assert len(reads) == 2
     assert reads[1] - reads[0] >= 1.0
+
+
+def test_identity_outage_longer_than_a_redelivery_loop_dead_letters_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an identity endpoint down for 8 s from the start: raising on a token failure
+    # spent MaxDeliveryCount 10 in 4.9 s (3 here), so every watch was dead-lettered.
+    # Service Bus authenticates by connection string, so only the ARM token is missing.
+    with LocalStack(lock_duration=3.0, max_delivery_count=3) as stack:
+        e2e = make_e2e(stack, monkeypatch, identity_based=False)
+        outcomes = {"op-id-ok": Step.succeeded(), "op-id-fail": Step.failed()}
+        for name, step in outcomes.items():
+            stack.arm.script(name, [Step.running(), step])
+            e2e.submit(e2e.parts(name))
+        stack.identity.fail_for(8.0, status=503)
+
+        # When the worker runs through the outage
+        with running_worker(e2e):
+            events = e2e.receive_events("all", expect=2, timeout=60)
+        e2e.client.close()
+
+        # Then every watch ends with its own right event and nothing is dead-lettered
+        by_operation = {event["data"]["operationId"]: event["type"] for event, _ in events}
+        assert by_operation == {
+            "op-id-ok": "OpsStatus.Operation.Succeeded",
+            "op-id-fail": "OpsStatus.Operation.Failed",
+        }
+        for queue in (INTAKE_QUEUE, POLLS_QUEUE):
+            assert stack.servicebus.dead_letter_count(queue) == 0
+        failed_token_requests = [r for r in stack.identity.requests if r.response_status == 503]
+        assert failed_token_requests  # the outage was really met
