@@ -2,14 +2,15 @@
 
 Never deployed. Modules: ``config`` (entity configuration), ``broker`` (in-memory state and
 rules), ``codec`` (message bytes), ``management`` (request-response operations),
-``amqp`` (the python-qpid-proton reactor handler), ``emulator`` (the public facade),
-``__main__`` (the CLI: ``python -m emulators.servicebus --help``).
+``auth`` (SAS verification and claims), ``amqp`` (the python-qpid-proton reactor handler),
+``emulator`` (the public facade), ``__main__`` (the CLI: ``python -m emulators.servicebus --help``).
 """
 
 from __future__ import annotations
 
 from .broker import Clock, MessageState, MessageView
 from .config import (
+    AuthorizationRule,
     ConfigError,
     EmulatorConfig,
     EntityConfig,
@@ -21,6 +22,7 @@ from .config import (
 from .emulator import ServiceBusEmulator
 
 __all__ = [
+    "AuthorizationRule",
     "Clock",
     "ConfigError",
     "EmulatorConfig",

@@ -7,7 +7,8 @@
         --subscription events/all --subscription events/failed:status=Failed
 
 Prints the connection string to use (``ServiceBusConnection`` in local.settings.json),
-then serves until interrupted (Ctrl-C or SIGTERM).
+and one per further authorization rule of the config file (entity-level ones carry
+``EntityPath=``), then serves until interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -82,6 +83,27 @@ def _config_from_flags(args: argparse.Namespace) -> EmulatorConfig:
     return EmulatorConfig(queues=queues, topics=topics)
 
 
+def banner(emulator: ServiceBusEmulator) -> list[str]:
+    """What the CLI prints once listening: address, entities, connection strings."""
+    lines = [
+        f"Service Bus emulator listening on {emulator.fully_qualified_namespace}",
+        "Entities: " + ", ".join(emulator.broker.entity_paths()),
+        f"Connection string: {emulator.connection_string}",
+    ]
+    config = emulator.config
+    scoped: list[tuple[str | None, Any]] = [(None, r) for r in config.authorization_rules]
+    for name, entity in [*config.queues.items(), *config.topics.items()]:
+        scoped.extend((name, rule) for rule in entity.authorization_rules)
+    for entity_name, rule in scoped:
+        where = "namespace" if entity_name is None else entity_name
+        rights = "/".join(sorted(rule.rights))
+        lines.append(
+            f"Connection string ({rule.key_name} on {where}, {rights}): "
+            + emulator.connection_string_for(rule.key_name, entity_name)
+        )
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -106,13 +128,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         emulator = ServiceBusEmulator(config=config, host=args.host, port=args.port).start()
+    except ConfigError as exc:  # e.g. the file redefines the built-in root rule
+        _say(f"error: {exc}", err=True)
+        return 2
     except OSError as exc:
         _say(f"error: cannot listen on {args.host}:{args.port}: {exc}", err=True)
         return 1
     try:
-        _say(f"Service Bus emulator listening on {emulator.fully_qualified_namespace}")
-        _say("Entities: " + ", ".join(emulator.broker.entity_paths()))
-        _say(f"Connection string: {emulator.connection_string}")
+        for line in banner(emulator):
+            _say(line)
         while not stop.wait(0.5):
             if not emulator.running:
                 _say("error: the emulator stopped unexpectedly", err=True)

@@ -1,11 +1,12 @@
 """The AMQP 1.0 side of the emulator: a python-qpid-proton reactor handler.
 
 This module owns the *wire*: accepting connections (SASL ANONYMOUS), the CBS node
-(``$cbs`` put-token), management nodes (``<entity>/$management``), sender links (client
-sends into a queue or topic) and receiver links (client receives from a queue,
-subscription or dead-letter queue), credit and dispositions. Every decision about
-messages is delegated to ``Broker`` (state) and ``management`` (request semantics);
-message bytes are built by ``codec``.
+(``$cbs`` put-token, verified by ``auth.Authorizer``; the grants it gives are kept per
+connection and checked when links attach and per management operation), management
+nodes (``<entity>/$management``), sender links (client sends into a queue or topic) and
+receiver links (client receives from a queue, subscription or dead-letter queue), credit
+and dispositions. Every decision about messages is delegated to ``Broker`` (state) and
+``management`` (request semantics); message bytes are built by ``codec``.
 
 All proton objects live on the reactor thread. Other threads reach it only through
 ``AmqpServer.call`` (an ``EventInjector``), and read ``ServerStats`` under its lock.
@@ -48,6 +49,7 @@ from typing import Any, TypeVar
 from proton import Condition, Delivery, Endpoint, Handler, Link, Terminus, symbol
 from proton.reactor import ApplicationEvent, Container, EventInjector
 
+from .auth import ROOT_KEY_NAME, Authorizer, Grant, TokenRejectedError, UnauthorizedError
 from .broker import Broker, BrokerError, NotAllowedError, entity_path
 from .codec import (
     MalformedMessageError,
@@ -56,6 +58,7 @@ from .codec import (
     split_batch,
     to_plain,
 )
+from .config import LISTEN, SEND, AuthorizationRule, EmulatorConfig
 from .management import encode_delivered, handle_management_request
 
 __all__ = ["AmqpServer", "ServerStats"]
@@ -81,6 +84,9 @@ class ServerStats:
     #: (audience, token) per put-token; the emulator never logs these.
     cbs_tokens: list[tuple[str, str]] = field(default_factory=list)
     reject_cbs: bool = False
+    #: (entity path, reason) per refused token or claim: "InvalidSignature",
+    #: "ExpiredToken", "InvalidAudience", "MalformedToken", or "<Right> claim".
+    authorization_failures: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -93,6 +99,8 @@ class _Connection:
     #: reply address -> replies waiting for credit on that link.
     pending_replies: dict[str, deque[bytes]] = field(default_factory=dict)
     reply_tag: int = 0
+    #: audience path -> what the last accepted put-token for it allows.
+    grants: dict[str, Grant] = field(default_factory=dict)
 
 
 @dataclass
@@ -157,10 +165,21 @@ def _guarded(method: _F) -> _F:
 class AmqpServer(Handler):
     """The reactor handler. Create it, hand it to a ``Container``, call ``listen``."""
 
-    def __init__(self, broker: Broker, *, container_id: str = "servicebus-emulator") -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        authorizer: Authorizer | None = None,
+        container_id: str = "servicebus-emulator",
+    ) -> None:
         super().__init__()
         _quiet_proton_disconnects()
         self.broker = broker
+        self.authorizer = authorizer or Authorizer(
+            EmulatorConfig(), AuthorizationRule(ROOT_KEY_NAME, "SAS_KEY_VALUE", {"Manage"})
+        )
+        #: ``host:port`` as clients address it (set by ``listen``), for error texts.
+        self.namespace = "localhost"
         self.stats = ServerStats()
         self.container_id = container_id
         self.ready = threading.Event()
@@ -186,7 +205,9 @@ class AmqpServer(Handler):
         # proton's Acceptor keeps its socket on a private selectable; it is the only place
         # the bound port (for port=0) can be read.
         sock = self._acceptor._selectable._delegate
-        return int(sock.getsockname()[1])
+        bound = int(sock.getsockname()[1])
+        self.namespace = f"{host}:{bound}"
+        return bound
 
     def call(self, fn: Callable[[], None], *, wait: bool = True, timeout: float = 10.0) -> None:
         """Run ``fn`` on the reactor thread; optionally wait for it to finish."""
@@ -358,9 +379,12 @@ class AmqpServer(Handler):
             return _LinkInfo("cbs-reply", source, conn.ident)
         path = entity_path(source)
         if path.lower().endswith("/$management"):
+            self._authorize(conn, path, None)
             self.broker.check_management(path)
             conn.reply_links[path.lower()] = link
             return _LinkInfo("mgmt-reply", path.lower(), conn.ident)
+        # Authorization before existence, as on Service Bus: no probing for entity names.
+        self._authorize(conn, path, LISTEN)
         if link.remote_source.filter is not None and _has_session_filter(link):
             raise NotAllowedError("The emulator does not support session-enabled entities.")
         store = self.broker.check_receivable(source)
@@ -384,8 +408,10 @@ class AmqpServer(Handler):
             return _LinkInfo("cbs-request", target, conn.ident)
         path = entity_path(target)
         if path.lower().endswith("/$management"):
+            self._authorize(conn, path, None)
             self.broker.check_management(path)
             return _LinkInfo("mgmt-request", path.lower(), conn.ident)
+        self._authorize(conn, path, SEND)
         entity = self.broker.check_sendable(target)
         # Advertised so the SDK sizes batches to the Standard-tier limit.
         link.max_message_size = self.broker.max_message_size(target)
@@ -498,13 +524,30 @@ class AmqpServer(Handler):
             return
         props = {str(k): to_plain(v) for k, v in request.application_properties.items()}
         audience = str(props.get("name", ""))
-        token = request.body_value if isinstance(request.body_value, str) else ""
+        body = request.body_value
+        token = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        token = token if isinstance(token, str) else ""
         with self.stats.lock:
-            self.stats.cbs_tokens.append((audience, str(token)))
+            self.stats.cbs_tokens.append((audience, token))
             reject = self.stats.reject_cbs
-        # Tokens are credentials: log the audience only.
-        _LOG.debug("put-token for %s (%s)", audience, "rejected" if reject else "accepted")
-        status, text = (401, "Unauthorized: tokens are rejected") if reject else (202, "Accepted")
+        if reject:
+            status, text = 401, "Unauthorized: tokens are rejected"
+            _LOG.debug("put-token for %s rejected (reject_cbs)", audience)
+        else:
+            try:
+                grant = self.authorizer.put_token(audience, token)
+            except TokenRejectedError as exc:
+                status, text = exc.status_code, exc.description
+                path = entity_path(audience).lower()
+                with self.stats.lock:
+                    self.stats.authorization_failures.append((path, exc.reason))
+                # Tokens are credentials: log the audience and the reason only.
+                _LOG.info("put-token for %s refused: %s", audience, exc.reason)
+            else:
+                status, text = 202, "Accepted"
+                if conn is not None:
+                    conn.grants[grant.audience] = grant
+                _LOG.debug("put-token for %s accepted (%s)", audience, grant.identity)
         reply = encode_amqp_value_message(
             body=None,
             correlation_id=request.properties.message_id,
@@ -525,7 +568,15 @@ class AmqpServer(Handler):
         props = {str(k): to_plain(v) for k, v in request.application_properties.items()}
         operation = str(props.get("operation", ""))
         entity = info.address.rsplit("/", 1)[0]
-        reply = handle_management_request(self.broker, entity, operation, request.body_value)
+
+        def authorize(right: str) -> None:
+            if conn is None:
+                raise UnauthorizedError("Unauthorized access: the connection is gone.")
+            self._authorize(conn, entity, right)
+
+        reply = handle_management_request(
+            self.broker, entity, operation, request.body_value, authorize
+        )
         _LOG.debug("%s on %s -> %d", operation, entity, reply.status_code)
         encoded = encode_amqp_value_message(
             body=reply.body,
@@ -536,6 +587,16 @@ class AmqpServer(Handler):
         if conn is not None:
             self._send_reply(conn, entity_path(reply_to), encoded)
         self._pump_all()  # abandon/defer/cancel may have changed what is receivable
+
+    def _authorize(self, conn: _Connection, path: str, right: str | None) -> None:
+        """Raise ``UnauthorizedError`` unless this connection's tokens give ``right`` on
+        ``path`` (``None``: any right). Records the refusal for ``authorization_failures``."""
+        try:
+            self.authorizer.require(conn.grants.values(), path, right, namespace=self.namespace)
+        except UnauthorizedError:
+            with self.stats.lock:
+                self.stats.authorization_failures.append((path.lower(), f"{right or 'any'} claim"))
+            raise
 
     def _send_reply(self, conn: _Connection, address: str, payload: bytes) -> None:
         conn.pending_replies.setdefault(address, deque()).append(payload)

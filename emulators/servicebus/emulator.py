@@ -11,15 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 from proton.reactor import Container
 
 from .amqp import AmqpServer
+from .auth import ROOT_KEY_NAME, Authorizer
 from .broker import Broker, Clock, MessageView
-from .config import EmulatorConfig, QueueConfig, TopicConfig
+from .config import MANAGE, AuthorizationRule, EmulatorConfig, QueueConfig, TopicConfig
 
 __all__ = ["ServiceBusEmulator"]
 
@@ -29,7 +30,7 @@ _LOG = logging.getLogger(__name__)
 #: (``UseDevelopmentEmulator=true``: plain AMQP, port taken from the endpoint).
 _CONNECTION_STRING = (
     "Endpoint=sb://{host}:{port};SharedAccessKeyName={key_name};"
-    "SharedAccessKey={key};UseDevelopmentEmulator=true"
+    "SharedAccessKey={key}{entity_path};UseDevelopmentEmulator=true"
 )
 
 
@@ -44,6 +45,15 @@ class ServiceBusEmulator:
     Entity paths accepted by the inspection and fault methods: ``"watches"``,
     ``"events"`` (topic), ``"events/subscriptions/all"``, and any of those with
     ``"/$DeadLetterQueue"`` appended (names are case-insensitive).
+
+    Authorization is Service Bus's Shared Access Signature model: the root rule
+    (``shared_access_key_name``/``shared_access_key``, Manage on the namespace), further
+    namespace-level ``authorization_rules``, and entity-level rules on ``QueueConfig`` /
+    ``TopicConfig``. SAS tokens are verified (signature, expiry, audience) and their
+    rule's rights enforced on link attach and management operations. Any other token
+    (a JWT from a ``TokenCredential``) may do everything unless ``token_rights`` lists
+    it: ``{token: {entity path or "*": {"Send", "Listen", "Manage"}}}`` gives exactly
+    those rights (a stand-in for Azure RBAC role assignments).
     """
 
     def __init__(
@@ -55,19 +65,28 @@ class ServiceBusEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Clock | None = None,
-        shared_access_key_name: str = "RootManageSharedAccessKey",
+        shared_access_key_name: str = ROOT_KEY_NAME,
         shared_access_key: str = "SAS_KEY_VALUE",
+        authorization_rules: Sequence[AuthorizationRule] = (),
+        token_rights: Mapping[str, Mapping[str, Iterable[str]]] | None = None,
     ) -> None:
         base = config or EmulatorConfig()
-        extra = EmulatorConfig(queues=dict(queues or {}), topics=dict(topics or {}))
+        extra = EmulatorConfig(
+            queues=dict(queues or {}),
+            topics=dict(topics or {}),
+            authorization_rules=tuple(authorization_rules),
+        )
         self.config = base.merged(extra)
         self.host = host
         self._requested_port = port
         self._port: int | None = None
-        self._key_name = shared_access_key_name
-        self._key = shared_access_key
+        self.authorizer = Authorizer(
+            self.config,
+            AuthorizationRule(shared_access_key_name, shared_access_key, {MANAGE}),
+            token_rights=token_rights,
+        )
         self.broker = Broker(self.config, clock=clock)
-        self._server = AmqpServer(self.broker)
+        self._server = AmqpServer(self.broker, authorizer=self.authorizer)
         self._thread: threading.Thread | None = None
         self._container: Container | None = None
 
@@ -144,8 +163,21 @@ class ServiceBusEmulator:
 
     @property
     def connection_string(self) -> str:
+        """The root rule's connection string (Manage on the whole namespace)."""
+        return self.connection_string_for(self.authorizer.root.key_name)
+
+    def connection_string_for(self, rule_name: str, entity: str | None = None) -> str:
+        """The connection string the portal shows for a rule: a namespace-level rule
+        (``entity=None``), or a rule on queue/topic ``entity``, whose string carries
+        ``EntityPath=<entity>`` as entity-level connection strings do. ``KeyError`` if
+        there is no such rule there."""
+        rule = self.authorizer.rule(rule_name, entity)
         return _CONNECTION_STRING.format(
-            host=self.host, port=self.port, key_name=self._key_name, key=self._key
+            host=self.host,
+            port=self.port,
+            key_name=rule.key_name,
+            key=rule.key,
+            entity_path="" if entity is None else f";EntityPath={entity}",
         )
 
     # -- time -------------------------------------------------------------------------
@@ -211,6 +243,16 @@ class ServiceBusEmulator:
         """(audience, token) for every CBS put-token received, oldest first."""
         with self._server.stats.lock:
             return list(self._server.stats.cbs_tokens)
+
+    @property
+    def authorization_failures(self) -> list[tuple[str, str]]:
+        """(entity path, reason) for every refused token or missing claim, oldest first.
+        Reasons: ``InvalidSignature`` (wrong key, or a key name with no rule there),
+        ``ExpiredToken``, ``InvalidAudience``, ``MalformedToken`` (put-token refused with
+        401), or ``"Send claim"`` / ``"Listen claim"`` / ``"any claim"`` (a link or a
+        management operation refused with ``amqp:unauthorized-access``)."""
+        with self._server.stats.lock:
+            return list(self._server.stats.authorization_failures)
 
     def wait_until(
         self, predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.01

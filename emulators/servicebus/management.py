@@ -32,8 +32,9 @@ from .codec import (
     timestamp_array,
     timestamp_ms,
 )
+from .config import LISTEN, SEND
 
-__all__ = ["Reply", "encode_delivered", "handle_management_request"]
+__all__ = ["REQUIRED_RIGHT", "Reply", "encode_delivered", "handle_management_request"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -43,6 +44,18 @@ RENEW_LOCK = "com.microsoft:renew-lock"
 PEEK = "com.microsoft:peek-message"
 RECEIVE_BY_SEQUENCE_NUMBER = "com.microsoft:receive-by-sequence-number"
 UPDATE_DISPOSITION = "com.microsoft:update-disposition"
+
+#: The claim each operation needs on its entity, as in Service Bus's rights table
+#: (service-bus-sas.md): sending and scheduling need Send; receiving, peeking, lock
+#: renewal and settlement need Listen.
+REQUIRED_RIGHT: Mapping[str, str] = {
+    SCHEDULE: SEND,
+    CANCEL_SCHEDULED: SEND,
+    RENEW_LOCK: LISTEN,
+    PEEK: LISTEN,
+    RECEIVE_BY_SEQUENCE_NUMBER: LISTEN,
+    UPDATE_DISPOSITION: LISTEN,
+}
 
 #: The SDK's ``MESSAGE_MGMT_SETTLEMENT_TERM_MAP`` values (``defered`` is its spelling).
 _DISPOSITIONS = {"completed", "abandoned", "defered", "suspended"}
@@ -121,8 +134,19 @@ def _token(value: Any) -> uuid.UUID:
     return uuid.UUID(str(value))
 
 
-def handle_management_request(broker: Broker, entity: str, operation: str, body: Any) -> Reply:
-    """Run one management operation against ``entity`` and build its reply."""
+def handle_management_request(
+    broker: Broker,
+    entity: str,
+    operation: str,
+    body: Any,
+    authorize: Callable[[str], None] | None = None,
+) -> Reply:
+    """Run one management operation against ``entity`` and build its reply.
+
+    ``authorize(right)`` is called with the claim the operation needs (``REQUIRED_RIGHT``)
+    before anything happens; it raises a ``BrokerError`` (401, unauthorized-access) to
+    refuse.
+    """
     handler = _OPERATIONS.get(operation)
     if handler is None:
         return Reply(
@@ -132,6 +156,8 @@ def handle_management_request(broker: Broker, entity: str, operation: str, body:
             "amqp:not-implemented",
         )
     try:
+        if authorize is not None:
+            authorize(REQUIRED_RIGHT[operation])
         return handler(broker, entity, body)
     except BrokerError as exc:
         return Reply.error(exc)
