@@ -3,7 +3,10 @@
 - a managed-identity endpoint of the App Service kind (``IDENTITY_ENDPOINT``/``IDENTITY_HEADER``),
 - an ARM simulator that accepts only the token that endpoint issues for ARM,
 - a Service Bus namespace over AMQP 1.0 with the intake and polls queues and the events
-  topic, configured as the deployment template configures them (duplicate detection on).
+  topic, configured as the deployment template configures them (duplicate detection on),
+  and the template's trust boundary: a pipeline holds only ``pipeline_connection_string``,
+  a Send rule on the intake queue, which the emulator refuses on every other entity (as
+  Azure RBAC refuses a pipeline with Data Sender on the intake queue only).
 
 ``environment()`` returns the app settings that point the function app or the worker at
 the stack, so the same code runs unmodified against it. Used by the demo, the e2e tests
@@ -16,13 +19,22 @@ from types import TracebackType
 
 from emulators.arm import ArmSimulator
 from emulators.identity import IdentitySimulator
-from emulators.servicebus import QueueConfig, ServiceBusEmulator, SubscriptionConfig, TopicConfig
+from emulators.servicebus import (
+    AuthorizationRule,
+    QueueConfig,
+    ServiceBusEmulator,
+    SubscriptionConfig,
+    TopicConfig,
+)
 
-__all__ = ["EVENTS_TOPIC", "INTAKE_QUEUE", "POLLS_QUEUE", "LocalStack"]
+__all__ = ["EVENTS_TOPIC", "INTAKE_QUEUE", "PIPELINE_RULE", "POLLS_QUEUE", "LocalStack"]
 
 INTAKE_QUEUE = "ops-status-intake"
 POLLS_QUEUE = "ops-status-polls"
 EVENTS_TOPIC = "ops-status-events"
+PIPELINE_RULE = "pipeline-send"
+# A local emulator key, not a secret: it opens nothing but this process's emulator.
+_PIPELINE_KEY = "cGlwZWxpbmUtc2VuZC1sb2NhbC1lbXVsYXRvci1rZXk="
 
 
 class LocalStack:
@@ -52,8 +64,12 @@ class LocalStack:
                     lock_duration=lock_duration,
                     max_delivery_count=max_delivery_count,
                     duplicate_detection_window=duplicate_detection_window,
+                    authorization_rules=rules,
                 )
-                for name in (INTAKE_QUEUE, POLLS_QUEUE)
+                for name, rules in (
+                    (INTAKE_QUEUE, [AuthorizationRule(PIPELINE_RULE, _PIPELINE_KEY, ["Send"])]),
+                    (POLLS_QUEUE, []),
+                )
             },
             topics={
                 EVENTS_TOPIC: TopicConfig(
@@ -85,6 +101,11 @@ class LocalStack:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    @property
+    def pipeline_connection_string(self) -> str:
+        """What a pipeline is given: Send on the intake queue, nothing else."""
+        return self.servicebus.connection_string_for(PIPELINE_RULE, entity=INTAKE_QUEUE)
 
     def environment(self, *, identity_based: bool = True, **overrides: str) -> dict[str, str]:
         """App settings (and identity variables) for a function app or worker on this stack.

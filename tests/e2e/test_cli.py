@@ -18,6 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from azure.core.credentials import AzureNamedKeyCredential
+from azure.servicebus import ServiceBusClient, ServiceBusMessage
+from azure.servicebus.exceptions import ServiceBusAuthenticationError
 
 from emulators.arm import Step
 from emulators.servicebus import MessageState
@@ -135,6 +138,43 @@ def test_submit_with_a_connection_string_flag_and_no_identity(e2e: E2E) -> None:
     assert result.code == 0, result.err
     [message] = e2e.stack.servicebus.peek_all(INTAKE_QUEUE)
     assert json.loads(message.body)["location"] == "westus"
+
+
+def test_a_pipeline_holding_only_the_intake_send_rule_submits_but_cannot_reach_the_polls_queue(
+    e2e: E2E,
+) -> None:
+    # Given what a pipeline is given: a Send rule on the intake queue, nothing else
+    pipeline = e2e.stack.pipeline_connection_string
+
+    # When it submits through the CLI, then tries to forge a follow-up on the polls queue
+    result = ops_status(
+        e2e, "submit", "--connection-string", pipeline, "--subscription", SUBSCRIPTION,
+        "--location", "westus", "--operation-id", "op-pipe", "--correlation-id", "run-p",
+        IDENTITY_ENDPOINT=None, IDENTITY_HEADER=None,
+    )  # fmt: skip
+    key_name, key = (dict(p.split("=", 1) for p in pipeline.split(";"))[k] for k in (
+        "SharedAccessKeyName", "SharedAccessKey"))  # fmt: skip
+    forger = ServiceBusClient(
+        e2e.stack.servicebus.fully_qualified_namespace,
+        AzureNamedKeyCredential(key_name, key),
+        use_tls=False,
+        retry_total=0,
+    )
+    forged = ServiceBusMessage(b'{"watchId": "0" , "pollState": {}}', message_id="x.1")
+    with forger:
+        with pytest.raises(ServiceBusAuthenticationError):
+            forger.get_queue_sender(POLLS_QUEUE).send_messages(forged)
+        with pytest.raises(ServiceBusAuthenticationError):
+            forger.get_topic_sender(EVENTS_TOPIC).send_messages(
+                ServiceBusMessage(b"{}", message_id="x.final")
+            )
+
+    # Then the submission is on the intake queue and nothing reached the polls queue or topic
+    assert result.code == 0, result.err
+    assert len(e2e.stack.servicebus.peek_all(INTAKE_QUEUE)) == 1
+    assert e2e.stack.servicebus.peek_all(POLLS_QUEUE) == []
+    assert e2e.stack.servicebus.sent_count(EVENTS_TOPIC) == 0
+    assert e2e.stack.servicebus.authorization_failures
 
 
 def test_an_invalid_submit_fails_the_step_and_sends_nothing(e2e: E2E) -> None:
