@@ -452,3 +452,16 @@ def test_listen_refuses_contradictions_before_connecting(
 
     assert (code, out) == (64, "")
     assert message in err
+
+
+@pytest.mark.parametrize("deadline", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_a_deadline_outside_the_utc_range_is_a_usage_error_not_a_crash(
+    capsys: pytest.CaptureFixture[str], deadline: str
+) -> None:
+    code, _, err = run(
+        capsys, "submit", "--dry-run", "--subscription", SUBSCRIPTION, "--location", "westus",
+        "--operation-id", "op", "--correlation-id", "r", "--deadline", deadline,
+    )  # fmt: skip
+
+    assert code == 64
+    assert "deadline must be" in err
