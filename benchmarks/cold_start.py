@@ -25,7 +25,7 @@ in this process:
    import would show up there).
 3. First handled message: a fresh process imports ``function_app``, builds the process's
    dependencies (``get_dependencies``: credential, HTTP session, Service Bus client, no
-   I/O), calls the decorated ``watch_operation`` with one ``azure.functions``
+   I/O), calls the decorated ``watch_intake`` with one ``azure.functions``
    ``ServiceBusMessage`` for a running operation (token requests, ARM read, AMQP
    connection, scheduled send), then a second one (warm). Times are from just before the
    process was spawned (``time.monotonic`` is system-wide on Linux).
@@ -75,15 +75,17 @@ t_imported = time.monotonic()
 from ops_status.bootstrap import get_dependencies, reset_dependencies
 get_dependencies(function_app.settings)
 t_built = time.monotonic()
+import datetime
 from azure.functions.servicebus import ServiceBusMessage
 def message(body, message_id):
     return ServiceBusMessage(body=body.encode(), message_id=message_id, delivery_count=1,
                              content_type="application/json", application_properties={},
-                             user_properties={})
+                             user_properties={}, sequence_number=1,
+                             enqueued_time_utc=datetime.datetime.now(datetime.timezone.utc))
 bodies = json.loads(os.environ["BENCH_BODIES"])
-function_app.watch_operation(message(*bodies[0]))
+function_app.watch_intake(message(*bodies[0]))
 t_first = time.monotonic()
-function_app.watch_operation(message(*bodies[1]))
+function_app.watch_intake(message(*bodies[1]))
 t_second = time.monotonic()
 reset_dependencies()
 print(json.dumps({"started": t_started, "imported": t_imported, "built": t_built,

@@ -120,7 +120,12 @@ def _rejected() -> bytes:
         raise AssertionError("the example request was expected to be invalid")
     submission = _received(raw, "b7f1c2d40f7e4e52a8c3b1f0e4d2c6a9")
     return build_rejection_event(
-        raw, errors, key=submission.delivery_key, now=START, delivery_id=submission.message_id
+        raw,
+        errors,
+        key=submission.delivery_key,
+        now=START,
+        delivery_id=submission.message_id,
+        submission_id=submission.message_id,
     ).body
 
 

@@ -767,14 +767,15 @@ def _add_submit(commands: Any) -> None:
     parser = _command(
         commands,
         "submit",
-        summary="put a watch request on the queue (what a pipeline step does)",
+        summary="put a watch request on the intake queue (what a pipeline step does)",
         description=(
             "Validate a watch request exactly as the function will (bad input fails here, "
             "exit code 64, with every problem listed) and put it on the intake queue. Prints "
-            "the MessageId: the same watch submitted twice gets the same id, so Service Bus "
-            "duplicate detection drops a retried step's copy. Without --correlation-id a "
-            "warning is printed: identical watches are merged, and subscribers cannot filter "
-            "for your run."
+            "the MessageId: the same watch submitted twice gets the same id, so the intake "
+            "queue's duplicate detection drops a retried step's copy (within its window, 1 h "
+            "in the template). Without --correlation-id a warning is printed: a re-run of the "
+            "same operation within the window is dropped as a duplicate, and subscribers "
+            "cannot filter for your run."
         ),
         example=(
             '  python -m ops_status submit --status-url "$STATUS_URL" \\\n'
@@ -791,7 +792,7 @@ def _add_submit(commands: Any) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="validate and print, send nothing (no Service Bus)"
     )
-    _add_output(parser, "print {messageId, eventId, queue, sent, body} as JSON")
+    _add_output(parser, "print {messageId, queue, sent, body} as JSON")
     parser.set_defaults(command=_submit, default_log_level="ERROR", sdk_quiet=True)
 
 
@@ -910,13 +911,13 @@ def _add_worker(commands: Any) -> None:
             "as the function app from the environment (credential default: managedidentity)."
         ),
         example="  python -m ops_status worker --concurrency 8",
-        exit_codes="exit codes: 0 stopped, 1 the queue could never be read, 64 bad settings",
+        exit_codes="exit codes: 0 stopped, 1 the queues could never be read, 64 bad settings",
     )
     parser.add_argument(
         "--concurrency",
         type=int,
         default=16,
-        help="messages handled at once (default: 16, as host.json's maxConcurrentCalls)",
+        help="messages handled at once, spread over the intake and polls queues (default: 16)",
     )
     parser.add_argument(
         "--max-lock-renewal",

@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from azure.core.credentials import AccessToken, TokenCredential
+from azure.core.exceptions import ClientAuthenticationError
 
 from ops_status.settings import Settings
 
@@ -25,21 +26,21 @@ __all__ = [
 ]
 
 # Bounds on one token request to the identity endpoint. azure-core's defaults (300 s
-# connect and read, 3 retries) let one hung endpoint hold a handler for 20 minutes.
-# The ARM timeouts apply, capped at these: one request then takes at most
-# (1 + IDENTITY_RETRIES) x (connect + read) plus azure-core's back-off (0.8 s, 1.6 s):
-# 3 x (5 + 10) + 2.4 = 47.4 s, far inside functionTimeout (300 s), whatever
-# OPS_STATUS_HTTP_*_TIMEOUT say. See ``identity_call_bound``.
+# connect and read, 3 retries, and a sleep for whatever Retry-After the endpoint sends)
+# let one hung or throttling endpoint hold a handler past functionTimeout. So: the ARM
+# timeouts, capped at these, and no retries inside the call (azure-core's RetryPolicy
+# would sleep an uncapped Retry-After): a failed token is a failed read, which the poll
+# back-off retries anyway. One request takes at most connect + read = 5 + 10 = 15 s,
+# whatever OPS_STATUS_HTTP_*_TIMEOUT say. See ``identity_call_bound``.
 IDENTITY_CONNECT_TIMEOUT = 5.0
 IDENTITY_READ_TIMEOUT = 10.0
-IDENTITY_RETRIES = 2
-_RETRY_BACKOFF = (0.8, 1.6)
+IDENTITY_RETRIES = 0
 
 
 def identity_call_bound(settings: Settings) -> float:
     """Longest one ``get_token`` call can take against a hung identity endpoint, in seconds."""
     connect, read = _identity_timeouts(settings)
-    return (1 + IDENTITY_RETRIES) * (connect + read) + sum(_RETRY_BACKOFF[:IDENTITY_RETRIES])
+    return (1 + IDENTITY_RETRIES) * (connect + read)
 
 
 def _identity_timeouts(settings: Settings) -> tuple[float, float]:
@@ -69,8 +70,9 @@ class CoalescingCredential:
     *its* result, token or error. Later calls start a new fetch (mostly a cache hit).
     """
 
-    def __init__(self, inner: TokenCredential) -> None:
+    def __init__(self, inner: TokenCredential, *, wait_limit: float = 60.0) -> None:
         self._inner = inner
+        self._wait_limit = wait_limit
         self._guard = threading.Lock()
         self._fetches: dict[tuple[Any, ...], _Fetch] = {}
 
@@ -89,9 +91,18 @@ class CoalescingCredential:
             if fetch is None:
                 fetch = self._fetches[key] = _Fetch()
         if not leader:
-            fetch.done.wait()
+            # The leader's call is bounded by its transport timeouts; this bound only
+            # guards against an inner credential that ignores them.
+            if not fetch.done.wait(self._wait_limit):
+                raise ClientAuthenticationError(
+                    f"no token: the shared request did not end within {self._wait_limit:g} s"
+                )
             if fetch.error is not None:
-                raise fetch.error
+                # A new error per waiter: re-raising one object from many threads would
+                # pile every waiter's traceback onto it.
+                raise ClientAuthenticationError(
+                    f"no token: {type(fetch.error).__name__}: {fetch.error}"
+                ) from fetch.error
             assert fetch.token is not None
             return fetch.token
         try:
@@ -130,4 +141,4 @@ def create_credential(settings: Settings) -> TokenCredential:
         inner = DefaultAzureCredential(managed_identity_client_id=settings.client_id, **transport)
     else:
         inner = ManagedIdentityCredential(client_id=settings.client_id, **transport)
-    return CoalescingCredential(inner)
+    return CoalescingCredential(inner, wait_limit=identity_call_bound(settings) + 5.0)

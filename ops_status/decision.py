@@ -91,17 +91,46 @@ class Finish:
 Action = Reschedule | Finish
 
 
+# Ends the watch without ARM having said it ended: the watch gave up on reading it.
+_GIVE_UP = frozenset(
+    {
+        Reason.OPERATION_NOT_FOUND,
+        Reason.STATUS_READ_UNAUTHORIZED,
+        Reason.STATUS_READ_REJECTED,
+        Reason.STATUS_UNREADABLE,
+        Reason.TOKEN_UNAVAILABLE,
+    }
+)
+
+
 def decide(
-    request: WatchRequest, observation: Observation, now: datetime, policy: PollPolicy
+    request: WatchRequest,
+    observation: Observation,
+    now: datetime,
+    policy: PollPolicy,
+    *,
+    redelivered: bool = False,
 ) -> Action:
-    """Decide what follows one status read. Total: returns an action for every input."""
+    """Decide what follows one status read. Total: returns an action for every input.
+
+    ``redelivered``: this message was delivered before, so its first run may already have
+    scheduled the next poll and died before completing. Giving up now could contradict
+    that surviving chain later, past the topic's duplicate-detection window (a Failed
+    event here, a Succeeded one from the chain an hour on). So a redelivered step never
+    gives up: it schedules the same next poll (the same MessageId, dropped as a duplicate
+    if it exists), and that step, a first delivery, decides.
+    """
     state = request.state or start_state(request, now, policy)
     state = replace(state, attempt=state.attempt + 1)
     request = request.with_state(state)
 
     if isinstance(observation, StatusRead):
         return _after_status(request, state, observation, now, policy)
-    return _after_failure(request, state, observation, now, policy)
+    action = _after_failure(request, state, observation, now, policy)
+    if redelivered and isinstance(action, Finish) and action.outcome.reason in _GIVE_UP:
+        delay = min(policy.min_delay, max((state.deadline - now).total_seconds(), 0.0))
+        return Reschedule(delay, now + timedelta(seconds=delay), action.request)
+    return action
 
 
 def _after_status(

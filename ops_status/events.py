@@ -177,12 +177,17 @@ def build_rejection_event(
     key: str,
     now: datetime,
     delivery_id: str | None = None,
+    submission_id: str | None = None,
+    watch_id: str | None = None,
 ) -> OutboundMessage:
     """The event that tells a pipeline its watch request was refused, and why.
 
-    ``key`` is the refused message's ``delivery_key``: one rejection per submission (a
-    redelivery of the same message gets the same MessageId; two senders' identical bodies
-    get one each). The raw body is echoed (size-capped) so nothing is lost; the
+    ``key`` is the refused message's ``delivery_key`` at intake: one rejection per
+    submission (a redelivery of the same message gets the same MessageId; two senders'
+    identical bodies get one each); for a poll message, its watch id when it can be
+    recovered, so the watch still ends in exactly one ``{watchId}.final``.
+    ``delivery_id`` is the refused message's MessageId, ``submission_id`` the intake
+    message's (the same at intake). The raw body is echoed (size-capped) so nothing is lost; the
     ``correlationId``, ``operationId`` and ``subscriptionId`` are recovered from it when
     they are plain enough to be safe, so the sending pipeline's filter still matches.
     """
@@ -198,7 +203,8 @@ def build_rejection_event(
         "rawBodyTruncated": len(text) > MAX_RAW_BODY_CHARS,
         "rawBodyBytes": len(raw_body),
         "receivedMessageId": delivery_id,
-        "submissionId": delivery_id,
+        "submissionId": submission_id,
+        "watchId": watch_id,
         "operationId": recovered.get("operationId"),
         "subscriptionId": recovered.get("subscriptionId"),
         "correlationId": correlation_id,
@@ -211,8 +217,10 @@ def build_rejection_event(
     }
     for name, value in recovered.items():
         properties[name] = value
-    if delivery_id:
-        properties["submissionId"] = delivery_id
+    if submission_id:
+        properties["submissionId"] = submission_id
+    if watch_id:
+        properties["watchId"] = watch_id
     envelope = _cloudevent(
         event_id=message_id,
         event_type=EventType.REJECTED,

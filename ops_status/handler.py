@@ -43,9 +43,14 @@ from ops_status.events import (
 from ops_status.inbound import InboundMessage, Queue
 from ops_status.logs import bind, log
 from ops_status.observation import Observation
-from ops_status.request import WatchRequest, parse_poll_message, parse_watch_request
+from ops_status.request import (
+    WatchRequest,
+    parse_poll_message,
+    parse_watch_request,
+    recover_watch_ids,
+)
 from ops_status.servicebus import Outputs
-from ops_status.settings import MAX_SEND_RETRY_WAIT, Settings
+from ops_status.settings import FUNCTION_TIMEOUT, MAX_SEND_RETRY_WAIT, RUN_MARGIN, Settings
 
 __all__ = ["Dependencies", "HandlingResult", "StatusReader", "handle_watch_message"]
 
@@ -92,11 +97,12 @@ def handle_watch_message(message: InboundMessage, dependencies: Dependencies) ->
             InboundMessage.from_functions(message, Queue.INTAKE), get_dependencies()
         )
     """
+    started = dependencies.clock()
     with bind(message_id=message.message_id, delivery_count=message.delivery_count):
         try:
             return _handle(message, dependencies)
         except ServiceBusSendError:
-            _wait_before_redelivery(message, dependencies)
+            _wait_before_redelivery(message, dependencies, started)
             raise
 
 
@@ -136,7 +142,8 @@ def _handle(message: InboundMessage, dependencies: Dependencies) -> HandlingResu
     ):
         observation = dependencies.status_reader.get_operation_status(request)
         now = dependencies.clock()
-        action = decide(request, observation, now, settings.policy)
+        redelivered = (message.delivery_count or 1) > 1
+        action = decide(request, observation, now, settings.policy, redelivered=redelivered)
         if isinstance(action, Finish):
             event = build_terminal_event(action, arm_endpoint=settings.arm_endpoint, now=now)
             dependencies.outputs.send_event(event)
@@ -181,12 +188,18 @@ def _handle(message: InboundMessage, dependencies: Dependencies) -> HandlingResu
 def _reject(
     message: InboundMessage, error: InvalidWatchRequestError, dependencies: Dependencies
 ) -> HandlingResult:
+    key, watch_id, submission_id = message.delivery_key, None, message.message_id
+    if message.queue is Queue.POLLS:
+        watch_id, submission_id = recover_watch_ids(message.body)
+        key = watch_id or key
     event = build_rejection_event(
         message.body,
         error.errors,
-        key=message.delivery_key,
+        key=key,
         now=dependencies.clock(),
         delivery_id=message.message_id,
+        submission_id=submission_id,
+        watch_id=watch_id,
     )
     with bind(correlation_id=event.correlation_id):
         dependencies.outputs.send_event(event)
@@ -201,14 +214,19 @@ def _reject(
     return HandlingResult("rejected", event.message_id, "Rejected")
 
 
-def _wait_before_redelivery(message: InboundMessage, dependencies: Dependencies) -> None:
+def _wait_before_redelivery(
+    message: InboundMessage, dependencies: Dependencies, started: datetime
+) -> None:
     """Hold the message (its lock renewed by the host) before giving it back.
 
     Abandon means immediate redelivery: without this wait a Service Bus hiccup spends
     MaxDeliveryCount (10) in seconds. Delivery n waits n x ``send_retry_delay``: with 15 s,
-    the 10th delivery starts 15 x (1 + ... + 9) = 675 s after the first.
+    the 10th delivery starts 15 x (1 + ... + 9) = 675 s after the first. The wait never
+    runs past functionTimeout: a run the host times out is recycled with its worker.
     """
     delivery = max(message.delivery_count or 1, 1)
-    wait = min(delivery * dependencies.settings.send_retry_delay, MAX_SEND_RETRY_WAIT)
+    elapsed = (dependencies.clock() - started).total_seconds()
+    left = max(FUNCTION_TIMEOUT - RUN_MARGIN - elapsed, 0.0)
+    wait = min(delivery * dependencies.settings.send_retry_delay, MAX_SEND_RETRY_WAIT, left)
     log(logger, logging.WARNING, "watch.send_failed_waiting", wait_s=wait, delivery=delivery)
     dependencies.sleep(wait)

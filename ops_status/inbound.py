@@ -58,7 +58,12 @@ class InboundMessage:
         At intake it becomes the watch id; every id the watch's follow-ups and its
         terminal event carry derives from it.
         """
-        enqueued = self.enqueued_time.isoformat() if self.enqueued_time else ""
+        if self.sequence_number is None:
+            # Both hosts always give one; without it two submissions with one MessageId
+            # would share a watch.
+            raise ValueError("a received message has a sequence number")
+        # Milliseconds since the epoch: the broker's precision, however a host renders it.
+        enqueued = round(self.enqueued_time.timestamp() * 1000) if self.enqueued_time else ""
         material = f"{self.queue.value}|{self.message_id or ''}|{self.sequence_number}|{enqueued}"
         return hashlib.sha256(material.encode()).hexdigest()[:32]
 
@@ -68,7 +73,7 @@ class InboundMessage:
         return cls(
             queue=queue,
             body=message.get_body(),
-            message_id=message.message_id,
+            message_id=_text_id(message.message_id),
             sequence_number=message.sequence_number,
             enqueued_time=_aware(message.enqueued_time_utc),
             delivery_count=message.delivery_count,
@@ -101,12 +106,22 @@ class InboundMessage:
         return cls(
             queue=queue,
             body=body,
-            message_id=message.message_id,
+            message_id=_text_id(message.message_id),
             sequence_number=message.sequence_number,
             enqueued_time=_aware(message.enqueued_time_utc),
             delivery_count=None if raw_count is None else raw_count + 1,
             body_problem=problem,
         )
+
+
+def _text_id(value: object) -> str | None:
+    """AMQP lets a MessageId be a UUID, an integer or binary, and the Python SDK passes it
+    through as such: the product only ever needs (and echoes) its text."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.hex()
+    return str(value)[:128]
 
 
 def _aware(moment: datetime | None) -> datetime | None:

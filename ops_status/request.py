@@ -40,6 +40,7 @@ __all__ = [
     "WatchRequest",
     "parse_poll_message",
     "parse_watch_request",
+    "recover_watch_ids",
     "start_state",
     "submission_key",
 ]
@@ -230,6 +231,22 @@ def parse_poll_message(
         errors.append("pollState is missing")
     request = _parse(document, arm_endpoint, policy, errors, trusted=True)
     return replace(request, watch_id=watch_id, submission_id=submission_id)
+
+
+def recover_watch_ids(body: bytes) -> tuple[str | None, str | None]:
+    """(watchId, submissionId) from a poll message that failed validation, each only when
+    it has the shape ops-status writes. Never raises."""
+    try:
+        document = json.loads(body[:MAX_BODY_BYTES].decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(document, dict):
+        return None, None
+    watch_id, submission_id = document.get("watchId"), document.get("submissionId")
+    return (
+        watch_id if isinstance(watch_id, str) and _WATCH_ID.fullmatch(watch_id) else None,
+        submission_id if isinstance(submission_id, str) and 0 < len(submission_id) <= 128 else None,
+    )
 
 
 def _parse(

@@ -26,6 +26,7 @@ from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSend
 from ops_status.errors import ServiceBusSendError
 from ops_status.events import OutboundMessage
 from ops_status.logs import log
+from ops_status.settings import SEND_TIMEOUT
 
 __all__ = ["Intake", "Outputs", "ServiceBusOutputClient"]
 
@@ -111,7 +112,8 @@ class ServiceBusOutputClient:
                 )
                 self._senders[entity] = sender
             try:
-                sender.send_messages(sb_message)
+                # Bounded: the SDK's default is no overall timeout for its retries.
+                sender.send_messages(sb_message, timeout=SEND_TIMEOUT)
             except (AzureError, OSError) as exc:
                 # The SDK has already retried; start afresh next time.
                 self._senders.pop(entity, None)

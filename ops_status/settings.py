@@ -65,8 +65,14 @@ SEND_RETRY_DELAY = "OPS_STATUS_SEND_RETRY_DELAY"
 # (delivery n waits n x this): abandon redelivers at once, so without it MaxDeliveryCount
 # (10) is spent in seconds. 15 s spaces ten deliveries over 15 x (1 + ... + 9) = 675 s.
 DEFAULT_SEND_RETRY_DELAY = 15.0
-# The wait is capped well inside functionTimeout (300 s) and the host's lock renewal.
+# The wait is capped well inside functionTimeout and the host's lock renewal, and never
+# runs past what is left of this run (minus a margin for the abandon itself).
 MAX_SEND_RETRY_WAIT = 180.0
+FUNCTION_TIMEOUT = 300.0
+"""host.json ``functionTimeout`` (tests/unit/test_settings.py checks that they agree)."""
+RUN_MARGIN = 30.0
+# One send attempt series (the SDK retries inside it) may take at most this long.
+SEND_TIMEOUT = 30.0
 
 _DEFAULT_POLICY = PollPolicy()
 

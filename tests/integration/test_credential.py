@@ -97,4 +97,19 @@ def test_one_identity_call_is_bounded_well_under_the_function_timeout(
         }
     )
 
-    assert identity_call_bound(settings) <= 47.4
+    assert identity_call_bound(settings) <= 15.0
+
+
+def test_a_retry_after_from_the_identity_endpoint_does_not_hold_the_call(
+    identity: IdentitySimulator,
+) -> None:
+    # azure-core's RetryPolicy sleeps for any Retry-After, uncapped: with retries inside the
+    # token call, a 503 carrying Retry-After: 300 held every handler for five minutes.
+    credential = create_credential(load_settings(BASE_ENVIRONMENT))
+    identity.fail_next(1, status=503, retry_after="300")
+    start = time.monotonic()
+
+    with pytest.raises(Exception, match="503"):
+        credential.get_token("https://management.azure.com/.default")
+
+    assert time.monotonic() - start < 5

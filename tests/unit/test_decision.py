@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -12,7 +13,7 @@ from ops_status.clock import format_time
 from ops_status.decision import FinalStatus, Finish, Reason, Reschedule, decide
 from ops_status.observation import ReadFailure, ReadFailureKind, StatusRead
 from ops_status.policy import PollPolicy
-from ops_status.request import WatchRequest, parse_watch_request
+from ops_status.request import FailureStreak, WatchRequest, parse_watch_request, start_state
 from tests.conftest import sample_bytes
 
 ARM = "https://management.azure.com"
@@ -205,6 +206,80 @@ def test_other_client_errors_fail_at_once_with_arms_error() -> None:
     assert isinstance(action, Finish)
     assert action.outcome.reason is Reason.STATUS_READ_REJECTED
     assert action.outcome.error == {"code": "InvalidApiVersionParameter"}
+
+
+def test_each_kind_of_failure_is_judged_against_its_own_limit() -> None:
+    # 615 s of 403s (under the 900 s grace), then one 500: one transient failure, not the
+    # fourth in a row (max_transient_failures is 3 here), so the watch goes on.
+    forbidden = ReadFailure(ReadFailureKind.UNAUTHORIZED, "HTTP 403", 403)
+    server_error = ReadFailure(ReadFailureKind.TRANSIENT, "HTTP 500", 500)
+    request, now = fresh(), T0
+    while now < T0 + timedelta(seconds=615):
+        action = decide(request, forbidden, now, POLICY)
+        assert isinstance(action, Reschedule)
+        request, now = action.next_request, action.not_before
+
+    action = decide(request, server_error, now, POLICY)
+
+    assert isinstance(action, Reschedule)
+    assert action.next_request.state is not None
+    streaks = action.next_request.state.streaks
+    assert streaks["Transient"].count == 1
+    assert streaks["Unauthorized"].count > 3
+
+
+def test_a_good_read_clears_every_streak() -> None:
+    actions = run(
+        [
+            ReadFailure(ReadFailureKind.NOT_FOUND, "HTTP 404", 404),
+            ReadFailure(ReadFailureKind.TRANSIENT, "HTTP 500", 500),
+            StatusRead("Running"),
+        ]
+    )
+
+    last = actions[-1]
+    assert isinstance(last, Reschedule)
+    assert last.next_request.state is not None
+    assert last.next_request.state.streaks == {}
+    assert last.next_request.state.consecutive_failures == 0
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ReadFailure(ReadFailureKind.REJECTED, "HTTP 400", 400),
+        ReadFailure(ReadFailureKind.TOKEN_UNAVAILABLE, "no token"),
+    ],
+)
+def test_a_redelivered_step_never_gives_up_it_schedules_the_same_next_poll(
+    failure: ReadFailure,
+) -> None:
+    # Its first run may have scheduled attempt 1 and died: a give-up here could contradict
+    # that chain's later event. The same next poll (same MessageId) is deduplicated.
+    state = start_state(fresh(), T0 - timedelta(minutes=30), POLICY)
+    request = fresh().with_state(state)
+    if failure.kind is ReadFailureKind.TOKEN_UNAVAILABLE:
+        request = request.with_state(
+            replace(
+                state, streaks={"TokenUnavailable": FailureStreak(5, T0 - timedelta(minutes=30))}
+            )
+        )
+    policy = replace(POLICY, token_failure_grace=600)
+
+    first = decide(request, failure, T0, policy)
+    again = decide(request, failure, T0, policy, redelivered=True)
+
+    assert isinstance(first, Finish)
+    assert isinstance(again, Reschedule)
+    assert again.next_request.state == first.request.state  # the same attempt, same id
+    assert again.delay == policy.min_delay
+
+
+def test_a_redelivered_step_still_finishes_on_what_arm_says() -> None:
+    action = decide(fresh(), StatusRead("Failed"), T0, POLICY, redelivered=True)
+
+    assert isinstance(action, Finish)
+    assert action.outcome.status is FinalStatus.FAILED
 
 
 def test_past_the_deadline_the_watch_times_out_with_the_last_status_seen() -> None:

@@ -162,7 +162,7 @@ def test_rejection_event_carries_errors_raw_body_and_recovered_correlation_id() 
     raw = json.dumps({"operationId": "../x", "correlationId": "run-9"}).encode()
 
     message = build_rejection_event(
-        raw, ["operationId must be ..."], key=KEY, now=T0, delivery_id="m-1"
+        raw, ["operationId must be ..."], key=KEY, now=T0, delivery_id="m-1", submission_id="m-1"
     )
 
     event = assert_valid_event(message.body)

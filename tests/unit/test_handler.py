@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -123,6 +124,29 @@ def test_the_wait_before_redelivery_is_capped_inside_the_function_timeout(
         )
 
     assert SLEPT == [180.0]
+
+
+def test_the_wait_never_runs_past_what_is_left_of_the_function_timeout(
+    settings: Settings,
+) -> None:
+    # Given a run whose read and failed send already took 250 s of the 300 s
+    ticks = iter([T0, T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=250)])
+    reader = ScriptedStatusReader([StatusRead("Running")])
+    slept: list[float] = []
+    deps = build_dependencies(
+        settings,
+        status_reader=reader,
+        outputs=RecordingOutputs(fail_next=1),
+        clock=lambda: next(ticks),
+        sleep=slept.append,
+    )
+
+    with pytest.raises(ServiceBusSendError):
+        handle_watch_message(
+            intake_message(sample_bytes("watch-parts.json"), delivery_count=9), deps
+        )
+
+    assert slept == [20.0]  # 300 - 30 margin - 250 elapsed, not 9 x 15
 
 
 def test_ten_deliveries_of_a_failing_send_span_at_least_ten_minutes(settings: Settings) -> None:
@@ -329,3 +353,24 @@ def test_deadline_in_the_request_body_ends_the_watch_as_timed_out(settings: Sett
     assert result.action == "finished"
     assert result.status == "TimedOut"
     assert assert_valid_event(outputs.events[0].body)["type"] == "OpsStatus.Operation.TimedOut"
+
+
+def test_a_broken_poll_message_ends_its_watch_with_one_rejection_under_the_watch_id(
+    settings: Settings,
+) -> None:
+    deps, _, outputs = wire(settings, [StatusRead("Running")])
+    handle_watch_message(intake_message(sample_bytes("watch-parts.json")), deps)
+    poll = outputs.scheduled[0][0]
+    body = json.loads(poll.body)
+    body["pollState"]["deadline"] = "garbled"
+    broken = replace(poll, body=json.dumps(body).encode())
+
+    result = handle_watch_message(poll_message(broken), deps)
+
+    assert result.action == "rejected"
+    [event] = outputs.events
+    data = assert_valid_event(event.body)["data"]
+    assert event.message_id == f"{body['watchId']}.final"
+    assert data["watchId"] == body["watchId"]
+    assert data["submissionId"] == "submission-1"
+    assert data["receivedMessageId"] == poll.message_id

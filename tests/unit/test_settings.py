@@ -150,3 +150,12 @@ def test_two_different_client_ids_are_refused() -> None:
         )
 
     assert caught.value.setting == "AZURE_CLIENT_ID"
+
+
+def test_the_function_timeout_the_handler_budgets_for_is_host_jsons() -> None:
+    from ops_status.settings import FUNCTION_TIMEOUT
+
+    hours, minutes, seconds = json.loads((ROOT / "host.json").read_text())["functionTimeout"].split(
+        ":"
+    )
+    assert int(hours) * 3600 + int(minutes) * 60 + float(seconds) == FUNCTION_TIMEOUT
