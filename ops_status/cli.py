@@ -222,8 +222,8 @@ def _listen(args: argparse.Namespace) -> int:
     )
 
     until = None
-    if args.operation_id is not None or args.correlation_id is not None:
-        until = EventFilter(args.operation_id, args.correlation_id)
+    if any(v is not None for v in (args.operation_id, args.correlation_id, args.submission_id)):
+        until = EventFilter(args.operation_id, args.correlation_id, args.submission_id)
         if args.complete:
             raise UsageError(
                 "--complete takes every event it reads, so it cannot wait for one event: "
@@ -877,6 +877,11 @@ def _add_listen(commands: Any) -> None:
     wait = parser.add_argument_group("what to wait for (default: print every event)")
     wait.add_argument("--operation-id", metavar="ID", help="the event of this operation")
     wait.add_argument("--correlation-id", metavar="ID", help="the event of this correlation id")
+    wait.add_argument(
+        "--submission-id",
+        metavar="ID",
+        help="the event of this submission (the MessageId submit printed)",
+    )
     wait.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="stop after this long (default: never)"
     )

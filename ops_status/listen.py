@@ -86,6 +86,11 @@ class ReceivedEvent:
         return value if isinstance(value, str) else None
 
     @property
+    def submission_id(self) -> str | None:
+        value = self.data.get("submissionId")
+        return value if isinstance(value, str) else None
+
+    @property
     def event_correlation_id(self) -> str | None:
         """The watch's correlationId: from the event, else the message's CorrelationId."""
         value = self.data.get("correlationId")
@@ -110,11 +115,12 @@ class EventFilter:
     """Which event a gate waits for. Every given field must match; none given matches all.
 
     ``operation_id`` is compared case-insensitively (ids are GUID-like; ARM's case varies),
-    ``correlation_id`` exactly, as a Service Bus correlation filter compares it.
+    ``correlation_id`` and ``submission_id`` (the MessageId ``submit`` printed) exactly.
     """
 
     operation_id: str | None = None
     correlation_id: str | None = None
+    submission_id: str | None = None
 
     def matches(self, event: ReceivedEvent) -> bool:
         if event.event is None:
@@ -123,12 +129,15 @@ class EventFilter:
             found = event.operation_id
             if found is None or found.casefold() != self.operation_id.casefold():
                 return False
+        if self.submission_id is not None and event.submission_id != self.submission_id:
+            return False
         return self.correlation_id is None or event.event_correlation_id == self.correlation_id
 
     def __str__(self) -> str:
         parts = [
             f"operationId={self.operation_id}" if self.operation_id is not None else "",
             f"correlationId={self.correlation_id}" if self.correlation_id is not None else "",
+            f"submissionId={self.submission_id}" if self.submission_id is not None else "",
         ]
         return " ".join(p for p in parts if p) or "any event"
 

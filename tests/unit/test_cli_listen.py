@@ -33,12 +33,18 @@ def event(
     operation_id: str | None = "op-1",
     correlation_id: str | None = "run-1",
     sequence_number: int | None = None,
+    submission_id: str | None = "sub-1",
 ) -> ReceivedEvent:
     document = {
         "specversion": "1.0",
         "type": f"OpsStatus.Operation.{status}",
         "time": "2025-07-01T09:00:00.000Z",
-        "data": {"status": status, "operationId": operation_id, "correlationId": correlation_id},
+        "data": {
+            "status": status,
+            "operationId": operation_id,
+            "correlationId": correlation_id,
+            "submissionId": submission_id,
+        },
     }
     body = json.dumps(document).encode()
     return ReceivedEvent(body, document, sequence_number=sequence_number)
@@ -135,6 +141,10 @@ def test_without_a_filter_every_event_is_handed_on_until_max_events() -> None:
         # A rejected request has no operation id, but its correlation id is recovered.
         (EventFilter(correlation_id="run-1"), event("Rejected", operation_id=None), True),
         (EventFilter(operation_id="op-1"), event("Rejected", operation_id=None), False),
+        # A resubmission of the same operation and correlation id is told apart by its id.
+        (EventFilter(submission_id="sub-1"), event(), True),
+        (EventFilter(submission_id="sub-1"), event(submission_id="sub-2"), False),
+        (EventFilter(correlation_id="run-1", submission_id="sub-2"), event(), False),
     ],
 )
 def test_event_filter(until: EventFilter, candidate: ReceivedEvent, matches: bool) -> None:
