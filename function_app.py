@@ -16,8 +16,10 @@ import azure.functions as func
 
 from ops_status import get_dependencies, handle_watch_message, load_settings
 from ops_status.inbound import InboundMessage, Queue
+from ops_status.logs import quiet_sdk_loggers
 
 settings = load_settings()
+quiet_sdk_loggers()  # the SDKs' INFO lines would each be an Application Insights trace
 app = func.FunctionApp()
 
 

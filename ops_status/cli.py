@@ -42,6 +42,7 @@ from ops_status.errors import (
     OpsStatusError,
     UsageError,
 )
+from ops_status.logs import quiet_sdk_loggers
 from ops_status.observation import Observation, ReadFailure, ReadFailureKind, StatusRead
 from ops_status.settings import Settings
 
@@ -947,5 +948,4 @@ def _configure_logging(args: argparse.Namespace) -> None:
     # worker keeps their warnings; the pipeline commands report failures themselves, in
     # one line, so the SDKs speak only at DEBUG.
     floor = logging.CRITICAL if args.sdk_quiet and level > logging.DEBUG else logging.WARNING
-    for noisy in ("azure", "uamqp", "msal", "urllib3"):
-        logging.getLogger(noisy).setLevel(max(floor, level))
+    quiet_sdk_loggers(max(floor, level))

@@ -66,6 +66,27 @@ def test_binding_metadata_is_one_queue_trigger_per_queue(function_app: ModuleTyp
         assert binding["name"] == "message"
 
 
+def test_the_sdks_log_only_warnings_in_the_function_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    # Given the Python worker's logging: the root logger at INFO, SDK loggers unset
+    for name, value in BASE_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", logging.INFO)
+    for name in ("azure", "uamqp", "msal", "urllib3"):
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+
+    # When the function app is loaded
+    import_function_app()
+
+    # Then the SDKs' INFO lines are not passed on; ours are
+    for name in ("azure", "azure.servicebus", "azure.identity", "msal", "urllib3"):
+        assert logging.getLogger(name).getEffectiveLevel() == logging.WARNING, name
+    assert logging.getLogger("ops_status.handler").getEffectiveLevel() == logging.INFO
+    sys.modules.pop("function_app", None)
+
+
 def test_import_builds_no_client_and_does_no_io(function_app: ModuleType) -> None:
     from ops_status import bootstrap
 
