@@ -4,7 +4,7 @@ Run: ``python -m benchmarks.handler_cost [--messages 2000] [--naive-messages 200
 [--concurrency 16] [--variants handler,worker,naive] [--arm-latency 0.05]``.
 
 Every variant handles realistic watches: 70 % of the operations are still running (the
-follow-up is a *scheduled* send to the watch queue), 20 % succeeded and 10 % failed with
+follow-up is a *scheduled* send to the polls queue), 20 % succeeded and 10 % failed with
 ARM's error payload (the follow-up is an event on the topic). One ARM script per
 operation id; a quarter of the watches name their operation by ``statusUrl``, the rest
 by parts. The peers are ``emulators.stack.LocalStack`` (managed-identity endpoint, ARM
@@ -16,13 +16,15 @@ azure-servicebus).
 Variants:
 
 - ``handler``: the Functions path. ``function_app`` is imported with the stack's app
-  settings and its decorated ``watch_operation`` is called with an
-  ``azure.functions.ServiceBusMessage`` from ``--concurrency`` threads (host.json
+  settings and its decorated ``watch_intake`` (a pipeline's submission: the first read of
+  a watch) is called with an ``azure.functions.ServiceBusMessage`` from ``--concurrency``
+  threads (host.json
   ``maxConcurrentCalls`` = 16; the Python worker runs sync functions on a thread pool).
   Messages come from memory; the follow-ups go to the real emulator.
 - ``worker``: end to end through ``ops_status.worker.Worker``: the messages are first put
-  on the emulator's queue, then the worker (``--concurrency`` PeekLock receivers, wired
-  as ``python -m ops_status worker`` wires it) receives, handles and completes them.
+  on the emulator's intake queue, then the worker (``--concurrency`` PeekLock receivers
+  spread over the intake and polls queues, wired as ``python -m ops_status worker`` wires
+  it) receives, handles and completes them.
 - ``naive``: what many samples do: ``build_dependencies(settings)`` per message (a new
   credential, HTTP session and Service Bus client), handle, close. Same threads, same
   mix, fewer messages so it stays bounded; rates are compared per message.
@@ -38,7 +40,7 @@ at INFO as in Azure (each line rendered, then discarded); WARNING records from a
 are counted and printed (e.g. urllib3 discarding pooled connections). ``--arm-latency``
 makes the ARM simulator wait before every answer, so reads overlap as they do against
 the real ARM (tens to hundreds of milliseconds per read). What each message led to is
-checked against the emulator's counters (sends to the queue and to the topic).
+checked against the emulator's counters (sends to the polls queue and to the topic).
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ SERVICEBUS_RESOURCE = "https://servicebus.azure.net"
 def serve_stack(stdin: TextIO, stdout: TextIO) -> int:
     """The child's side: a LocalStack driven by JSON lines on stdin (EOF stops it)."""
     from emulators.arm import Step
-    from emulators.stack import EVENTS_TOPIC, WATCH_QUEUE, LocalStack
+    from emulators.stack import EVENTS_TOPIC, POLLS_QUEUE, LocalStack
 
     steps = {
         "running": lambda delay: [Step.running("Running", percent_complete=40, delay=delay)],
@@ -113,10 +115,10 @@ def serve_stack(stdin: TextIO, stdout: TextIO) -> int:
                     "arm_requests": len(stack.arm.requests),
                     "arm_connections": stack.arm.connections_opened,
                     "amqp_connections": stack.servicebus.connections_opened,
-                    "queue_sent": stack.servicebus.sent_count(WATCH_QUEUE),
+                    "queue_sent": stack.servicebus.sent_count(POLLS_QUEUE),
                     "topic_sent": stack.servicebus.sent_count(EVENTS_TOPIC),
-                    "queue_scheduled": stack.servicebus.scheduled_count(WATCH_QUEUE),
-                    "queue_active": stack.servicebus.active_count(WATCH_QUEUE),
+                    "queue_scheduled": stack.servicebus.scheduled_count(POLLS_QUEUE),
+                    "queue_active": stack.servicebus.active_count(POLLS_QUEUE),
                     "cpu": time.process_time(),
                 }
             elif command == "stop":
@@ -193,6 +195,8 @@ class Watch:
     body: bytes
     operation_id: str
     kind: str  # running | succeeded | failed
+    sequence_number: int = 0
+    """What the broker would number it (the in-memory variants make one up)."""
 
 
 def kind_of(index: int) -> str:
@@ -204,8 +208,7 @@ def kind_of(index: int) -> str:
 
 
 def make_workload(count: int, label: str, arm_endpoint: str) -> list[Watch]:
-    from ops_status.events import watch_message_id
-    from ops_status.request import parse_watch_request
+    from ops_status.request import parse_watch_request, submission_key
 
     run = uuid.uuid4().hex[:8]
     watches = []
@@ -224,8 +227,9 @@ def make_workload(count: int, label: str, arm_endpoint: str) -> list[Watch]:
         else:
             body.update(subscriptionId=SUBSCRIPTION, location="West US", operationId=operation_id)
         raw = json.dumps(body).encode()
-        message_id = watch_message_id(parse_watch_request(raw, arm_endpoint=arm_endpoint))
-        watches.append(Watch(message_id, raw, operation_id, kind_of(index)))
+        # The MessageId `ops-status submit` gives a submission.
+        message_id = submission_key(parse_watch_request(raw, arm_endpoint=arm_endpoint))
+        watches.append(Watch(message_id, raw, operation_id, kind_of(index), index + 1))
     return watches
 
 
@@ -490,7 +494,7 @@ def run_handler_variant(
     *,
     arm_latency: float = 0.0,
 ) -> VariantResult:
-    """(a) function_app.watch_operation on ``concurrency`` threads, messages from memory."""
+    """(a) function_app.watch_intake on ``concurrency`` threads, messages from memory."""
     from azure.functions.servicebus import ServiceBusMessage
 
     from ops_status.bootstrap import get_dependencies, reset_dependencies
@@ -505,13 +509,14 @@ def run_handler_variant(
             message = ServiceBusMessage(
                 body=watch.body,
                 message_id=watch.message_id,
+                sequence_number=watch.sequence_number,
                 delivery_count=1,
                 content_type="application/json",
                 application_properties={},
                 user_properties={},
                 enqueued_time_utc=enqueued,
             )
-            function_app.watch_operation(message)
+            function_app.watch_intake(message)
             return "rescheduled" if watch.kind == "running" else "finished"
 
         def body(progress: Progress) -> tuple[Counter[str], int, str | None]:
@@ -542,17 +547,25 @@ def run_naive_variant(
     """(c) credential, HTTP session and Service Bus client built per message, then closed."""
     from ops_status.bootstrap import build_dependencies
     from ops_status.handler import handle_watch_message
+    from ops_status.inbound import InboundMessage, Queue
     from ops_status.settings import load_settings
 
     with app_environment(environment):
         settings = load_settings()
+        enqueued = datetime.now(timezone.utc)
 
         def handle(watch: Watch) -> str:
             dependencies = build_dependencies(settings)
+            message = InboundMessage(
+                queue=Queue.INTAKE,
+                body=watch.body,
+                message_id=watch.message_id,
+                sequence_number=watch.sequence_number,
+                enqueued_time=enqueued,
+                delivery_count=1,
+            )
             try:
-                result = handle_watch_message(
-                    watch.body, dependencies, message_id=watch.message_id, delivery_count=1
-                )
+                result = handle_watch_message(message, dependencies)
             finally:
                 for resource in (
                     dependencies.outputs,
@@ -605,6 +618,7 @@ def run_worker_variant(
 ) -> VariantResult:
     """(b) end to end: the messages go on the queue first; the real Worker drains it."""
     from ops_status.bootstrap import build_dependencies, create_service_bus_client
+    from ops_status.inbound import Queue
     from ops_status.settings import load_settings
     from ops_status.worker import Worker
 
@@ -612,12 +626,13 @@ def run_worker_variant(
         settings = load_settings()
         # Fed over a connection string before measuring: this connection is not counted.
         connection = stack.environment(identity_based=False)["ServiceBusConnection"]
-        _feed_queue(connection, settings.watch_queue, watches)
+        _feed_queue(connection, settings.intake_queue, watches)
 
         def body(progress: Progress) -> tuple[Counter[str], int, str | None]:
             dependencies = build_dependencies(settings)
             client = create_service_bus_client(settings, dependencies.credential)
-            worker = Worker(client, settings.watch_queue, dependencies, concurrency=concurrency)
+            queues = {Queue.INTAKE: settings.intake_queue, Queue.POLLS: settings.polls_queue}
+            worker = Worker(client, queues, dependencies, concurrency=concurrency)
             runner = threading.Thread(target=worker.run, name="bench-worker")
             runner.start()
             deadline = time.monotonic() + timeout

@@ -6,9 +6,15 @@ and passes ``now`` in, so decisions are reproducible in tests.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 __all__ = ["format_time", "parse_time", "utcnow"]
+
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 def utcnow() -> datetime:
@@ -32,6 +38,10 @@ def parse_time(text: str) -> datetime:
     """
     if len(text) > 40:
         raise ValueError("timestamp too long")
+    # RFC 3339 only: fromisoformat alone also takes a space for "T", week dates, basic
+    # formats, hour-only times and a NUL next to the zone.
+    if not _RFC3339.fullmatch(text):
+        raise ValueError("not an RFC 3339 timestamp")
     value = text
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"

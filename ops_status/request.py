@@ -17,6 +17,7 @@ operation runs and no pipeline can forge it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -66,6 +67,7 @@ _CORRELATION_ID = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9._~*:+=!$@,;()'-]+")
 _RAW_SEGMENT = re.compile(r"(?:[A-Za-z0-9._~*:+=!$@,;()'-]|%[0-9A-Fa-f]{2})+")
 _WATCH_ID = re.compile(r"[0-9a-f]{32}")
+_DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
 
 
 @dataclass(frozen=True)
@@ -557,6 +559,11 @@ def _optional_timeout(
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         errors.append("timeout must be a number of seconds")
         return None
+    # float() also takes " 3600\n", "1e3", "1_000" and non-ASCII digits: the contract
+    # (and the schema) is plain decimal text.
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value):
+        errors.append("timeout must be a number of seconds")
+        return None
     try:
         seconds = float(value)
     except (ValueError, OverflowError):
@@ -615,7 +622,9 @@ def _optional_state(value: Any, policy: PollPolicy, errors: list[str]) -> PollSt
     if deadline < first_seen:
         errors.append(problem)
         return None
-    deadline = min(deadline, first_seen + timedelta(seconds=policy.max_timeout))
+    # A first_seen within max_timeout of year 9999 has nothing to clamp.
+    with contextlib.suppress(OverflowError):
+        deadline = min(deadline, first_seen + timedelta(seconds=policy.max_timeout))
     return PollState(
         first_seen=first_seen,
         deadline=deadline,

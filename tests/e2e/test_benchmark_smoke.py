@@ -7,9 +7,15 @@ by the benchmarks themselves (docs/performance.md), never asserted in tests.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
 
+import pytest
+
+from benchmarks.chaos import CountingOutputs, SeamCounts
 from benchmarks.cold_start import IoCounters, parse_importtime, run_cold_start
 from benchmarks.cold_start import format_report as format_cold_start
+from benchmarks.fuzz import MAX_JSON_DEPTH, ClassReport, run_amqp_class, run_classes
 from benchmarks.handler_cost import (
     SERVICEBUS_RESOURCE,
     VariantResult,
@@ -18,6 +24,11 @@ from benchmarks.handler_cost import (
     run_benchmark,
     targets,
 )
+from ops_status.errors import ServiceBusSendError
+from ops_status.events import OutboundMessage
+from ops_status.request import MAX_JSON_DEPTH as PARSER_MAX_JSON_DEPTH
+from tests.fakes import RecordingOutputs
+from tests.secrets import find_secrets
 
 # More handlers than requests' default pool of 10 keeps, with ARM reads that overlap
 # (200 ms each) over two rounds: a pool of 10 would open 2 throw-away connections a round.
@@ -101,3 +112,77 @@ def test_importtime_lines_are_parsed_with_their_depth() -> None:
         (300, 420, 1, "ops_status"),
         (80, 500, 0, "function_app"),
     ]
+
+
+# -- chaos: what the product tried, counted at the Outputs seam ------------------------
+
+
+def test_counting_outputs_record_every_send_tried_including_repeats_and_failures(
+    tmp_path: Path,
+) -> None:
+    inner = RecordingOutputs()
+    path = tmp_path / "sends"
+    outputs = CountingOutputs(inner, path)
+    poll = OutboundMessage(b"{}", "w.1", "application/json")
+    event = OutboundMessage(b"{}", "w.final", "application/cloudevents+json")
+    when = datetime(2026, 11, 28, tzinfo=timezone.utc)
+
+    outputs.schedule_poll(poll, when)
+    outputs.schedule_poll(poll, when)  # a step that ran twice sends twice
+    inner.fail_next = 1
+    with pytest.raises(ServiceBusSendError):
+        outputs.send_event(event)
+    outputs.send_event(event)
+    outputs.close()
+
+    seam = SeamCounts.read(path)
+    assert seam.tried == Counter(polls=2, topic=2)
+    assert seam.ok == Counter(polls=2, topic=1)
+    assert seam.failed == Counter(topic=1)
+    assert (seam.distinct("polls"), seam.distinct("topic")) == (1, 1)
+    assert [m.message_id for m, _ in inner.scheduled] == ["w.1", "w.1"]
+
+
+# -- fuzz: the input classes, small ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quick_fuzz() -> ClassReport:
+    return run_classes(["depth", "timestamps", "whitespace", "unicode-digits"], quick=True)
+
+
+def test_fuzz_classes_count_every_input_and_check_every_outcome(quick_fuzz: ClassReport) -> None:
+    assert MAX_JSON_DEPTH == PARSER_MAX_JSON_DEPTH  # the fuzz checks the parser's own limit
+    for name, tally in quick_fuzz.tallies.items():
+        assert tally.generated == tally.rejected + tally.accepted + tally.escaped, name
+        assert tally.rejected > 0, name
+        assert tally.accepted > 0, name
+        assert tally.violations == 0, (name, tally.violation_examples)
+    for name in ("depth", "whitespace", "unicode-digits"):
+        assert quick_fuzz.tallies[name].escaped == 0, quick_fuzz.tallies[name].escapes
+    depth = quick_fuzz.tallies["depth"]
+    # accepted exactly up to the limit, in every shape that may be accepted at all
+    assert depth.accepted_by_label["context objects"] == MAX_JSON_DEPTH
+    assert depth.accepted_by_label["context arrays"] == MAX_JSON_DEPTH - 2
+    assert depth.accepted_by_label["pollState"] == MAX_JSON_DEPTH - 2
+    assert depth.accepted_by_label["root array"] == 0
+
+
+def test_fuzz_timestamp_extremes_escape_nothing(quick_fuzz: ClassReport) -> None:
+    assert quick_fuzz.tallies["timestamps"].escaped == 0, quick_fuzz.tallies["timestamps"].escapes
+
+
+@pytest.mark.timeout(60)
+def test_fuzz_non_data_amqp_bodies_through_the_sdk_and_the_worker_end_as_rejections(
+    tmp_path: Path,
+) -> None:
+    run = run_amqp_class(0, log_path=tmp_path / "worker.log")
+
+    tally = run.tally
+    assert tally.generated == 33  # 22 bodies on the intake queue, 11 on the polls queue
+    assert tally.rejected == tally.generated
+    assert (tally.accepted, tally.escaped, tally.violations) == (0, 0, 0), tally
+    assert run.completed
+    assert run.dead_lettered == 0
+    assert run.abandoned == 0
+    assert find_secrets((tmp_path / "worker.log").read_text(errors="replace")) == []

@@ -5,6 +5,11 @@ Extends the property tests in test_request.py / test_observation.py with the cla
 URL-confusion tricks (user-info, encoded slashes and dots, backslashes, look-alike and
 IDN hosts, ports, ``//`` prefixes, CR/LF, NUL) and the JSON ones (deep nesting,
 non-UTF-8, duplicate keys, huge numbers, lone surrogates), down to the full handler.
+
+The input classes the fuzz run (benchmarks/fuzz.py) counts have strategies here too, run
+through the whole handler on both queues: nesting depth 1-2,000, timestamp extremes with
+offsets (in ``deadline`` and in a poll message's ``pollState``), whitespace around every
+string field, and non-ASCII Unicode digits.
 """
 
 from __future__ import annotations
@@ -12,24 +17,31 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
 import requests
 from azure.core.credentials import AccessToken
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ops_status.arm import ArmClient
 from ops_status.bootstrap import build_dependencies
 from ops_status.errors import InvalidWatchRequestError
-from ops_status.handler import handle_watch_message
-from ops_status.observation import ReadFailure, StatusRead, classify_response
-from ops_status.request import WatchRequest, parse_watch_request
+from ops_status.handler import HandlingResult, handle_watch_message
+from ops_status.inbound import InboundMessage, Queue
+from ops_status.observation import (
+    Observation,
+    ReadFailure,
+    ReadFailureKind,
+    StatusRead,
+    classify_response,
+)
+from ops_status.request import MAX_JSON_DEPTH, WatchRequest, parse_poll_message, parse_watch_request
 from ops_status.settings import Settings
-from tests.contracts import assert_valid_event
+from tests.contracts import assert_valid_event, assert_valid_poll_message
 from tests.fakes import RecordingOutputs, intake_message
 
 ARM = "https://management.azure.com"
@@ -444,6 +456,337 @@ def test_an_error_too_deep_to_encode_is_shrunk_not_raised(settings: Settings, le
     assert document["type"] == "OpsStatus.Operation.Failed"
     assert document["data"]["error"]["code"] == "Nested"
     assert len(event.body) < 256 * 1024
+
+
+# -- input classes of the fuzz run, through the whole handler ----------------------------
+# (benchmarks/fuzz.py sweeps the same classes exhaustively and counts them.)
+
+_FIXTURE_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+_VALID_PARTS = {"subscriptionId": SUB, "location": "westus", "operationId": "op-1"}
+
+
+class _Answer:
+    def __init__(self, observation: Observation) -> None:
+        self.observation = observation
+        self.requests: list[WatchRequest] = []
+
+    def get_operation_status(self, request: WatchRequest) -> Observation:
+        self.requests.append(request)
+        return self.observation
+
+
+def _handle(
+    settings: Settings, queue: Queue, body: bytes, answer: Observation | None = None
+) -> tuple[HandlingResult, RecordingOutputs, _Answer]:
+    """Run the handler; check what every outcome must satisfy; return what it did."""
+    reader = _Answer(answer or StatusRead("Running"))
+    outputs = RecordingOutputs()
+    deps = build_dependencies(
+        settings, status_reader=reader, outputs=outputs, clock=lambda: NOW, sleep=lambda _: None
+    )
+    message = InboundMessage(
+        queue=queue,
+        body=body,
+        message_id="fuzz-1",
+        sequence_number=7,
+        enqueued_time=NOW - timedelta(seconds=2),
+        delivery_count=1,
+    )
+    result = handle_watch_message(message, deps)  # nothing may escape
+    assert len(outputs.events) + len(outputs.scheduled) == 1
+    for event in outputs.events:
+        assert_valid_event(event.body)
+    if result.action == "rejected":
+        assert reader.requests == []
+        assert json.loads(outputs.events[0].body)["type"] == "OpsStatus.Watch.Rejected"
+    for request in reader.requests:
+        assert_stays_on_endpoint(request)
+    for poll, _ in outputs.scheduled:
+        # what the product wrote, the product must accept on the next step
+        assert_valid_poll_message(poll.body)
+        parse_poll_message(poll.body, arm_endpoint=ARM, policy=settings.policy)
+    return result, outputs, reader
+
+
+def _poll_template(settings: Settings) -> dict[str, Any]:
+    """A poll message exactly as the product writes it after a first read."""
+    _, outputs, _ = _handle(settings, Queue.INTAKE, json.dumps(_VALID_PARTS).encode())
+    [(poll, _)] = outputs.scheduled
+    document: dict[str, Any] = json.loads(poll.body)
+    document["pollState"]["failures"] = {
+        "Transient": {"count": 1, "since": "2026-11-28T11:59:00.000Z"}
+    }
+    return document
+
+
+def _nested_text(kind: str, levels: int) -> str:
+    """JSON nested ``levels`` deep, written as text (json.dumps itself would recurse)."""
+    if kind == "object":
+        return '{"a":' * levels + "1" + "}" * levels
+    return "[" * levels + "1" + "]" * levels
+
+
+def _with(document: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    copy: dict[str, Any] = json.loads(json.dumps(document))
+    *parents, last = path.split(".")
+    target = copy
+    for name in parents:
+        target = target[name]
+    target[last] = value
+    return copy
+
+
+# Nesting: depth d of the whole document as the parser counts it (the root object is 1).
+_DEPTH_SHAPES = st.sampled_from(
+    ["context objects", "context arrays", "unknown field", "poll context", "pollState"]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=_FIXTURE_OK)
+@given(st.integers(min_value=3, max_value=2_000), _DEPTH_SHAPES)
+@example(MAX_JSON_DEPTH, "context objects")
+@example(MAX_JSON_DEPTH + 1, "context objects")
+@example(2_000, "pollState")
+def test_any_nesting_depth_up_to_2000_is_accepted_only_within_the_limit(
+    settings: Settings, depth: int, shape: str
+) -> None:
+    head = json.dumps(_VALID_PARTS)[:-1]
+    if shape == "context objects":
+        queue, body = Queue.INTAKE, f'{head}, "context": {_nested_text("object", depth - 1)}}}'
+    elif shape == "context arrays":
+        queue, body = (
+            Queue.INTAKE,
+            f'{head}, "context": {{"a": {_nested_text("array", depth - 2)}}}}}',
+        )
+    elif shape == "unknown field":
+        queue, body = Queue.INTAKE, f'{head}, "extra": {_nested_text("array", depth - 1)}}}'
+    else:
+        poll = _poll_template(settings)
+        if shape == "poll context":
+            text = json.dumps(poll)[:-1]
+            body = f'{text}, "context": {_nested_text("object", depth - 1)}}}'
+        else:
+            state = json.dumps(poll.pop("pollState"))[:-1]
+            state += f', "extra": {_nested_text("object", depth - 2)}}}'
+            body = json.dumps(poll)[:-1] + f', "pollState": {state}}}'
+        queue = Queue.POLLS
+
+    result, _, _ = _handle(settings, queue, body.encode())
+
+    assert (result.action != "rejected") == (depth <= MAX_JSON_DEPTH)
+
+
+# Timestamps at the edges of what datetime represents (0001-01-01T00:00:00Z ..
+# 9999-12-31T23:59:59.999999Z), with offsets that push a valid local time past an edge.
+_EXTREME_TIMES = [
+    "0001-01-01T00:00:00+14:00",
+    "0001-01-01T00:00:00-14:00",
+    "0001-01-01T00:00:00Z",
+    "0001-01-01T13:59:59.999999+14:00",
+    "0001-01-01T14:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
+    "9999-12-31T23:59:59+14:00",
+    "9999-12-31T09:59:59.999999-14:00",
+    "9999-12-31T10:00:00-14:00",
+    "9999-12-31T23:59:59.999999Z",
+    "9999-12-31T23:59:59Z",
+    "9999-12-31T00:00:00-23:59",
+    "0001-01-01T23:59:00+23:59",
+]
+
+
+def _rfc3339(moment: datetime, offset_minutes: int, fraction: bool) -> str:
+    sign = "+" if offset_minutes >= 0 else "-"
+    hours, minutes = divmod(abs(offset_minutes), 60)
+    text = f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}"
+    if fraction:
+        text += f".{moment.microsecond:06d}"
+    return f"{text}{sign}{hours:02d}:{minutes:02d}"
+
+
+_TIMESTAMPS = st.one_of(
+    st.sampled_from(_EXTREME_TIMES),
+    st.builds(
+        _rfc3339,
+        st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)),
+        st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59),
+        st.booleans(),
+    ),
+)
+_ANSWERS = st.sampled_from(
+    [
+        StatusRead("Running"),
+        StatusRead("Succeeded"),
+        ReadFailure(ReadFailureKind.TRANSIENT, "fuzz"),
+        ReadFailure(ReadFailureKind.TOKEN_UNAVAILABLE, "fuzz"),
+        ReadFailure(ReadFailureKind.NOT_FOUND, "fuzz", http_status=404),
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=_FIXTURE_OK)
+@given(_TIMESTAMPS, _ANSWERS)
+def test_extreme_deadlines_with_offsets_are_refused_or_watched_never_raised(
+    settings: Settings, deadline: str, answer: Observation
+) -> None:
+    body = json.dumps({**_VALID_PARTS, "deadline": deadline}).encode()
+
+    result, _, _ = _handle(settings, Queue.INTAKE, body, answer)
+
+    if deadline in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+        assert result.action == "rejected"  # no such instant in UTC
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=_FIXTURE_OK)
+@given(
+    st.sampled_from(
+        ["pollState.firstSeen", "pollState.deadline", "both", "pollState.failures.Transient.since"]
+    ),
+    _TIMESTAMPS,
+    _ANSWERS,
+)
+@example("both", "9999-12-31T23:59:59Z", StatusRead("Running"))
+def test_extreme_poll_state_times_are_refused_or_watched_never_raised(
+    settings: Settings, where: str, moment: str, answer: Observation
+) -> None:
+    poll = _poll_template(settings)
+    if where == "both":
+        poll = _with(_with(poll, "pollState.firstSeen", moment), "pollState.deadline", moment)
+    else:
+        poll = _with(poll, where, moment)
+
+    _handle(settings, Queue.POLLS, json.dumps(poll).encode(), answer)
+
+
+# Whitespace and line ends, ASCII and Unicode, after (or before) every string field.
+_SPACES = st.sampled_from(
+    [
+        *(" ", "\n", "\r\n", "\r", "\t", "\x0b", "\x0c", "\x00", "\x85", "\xa0"),
+        *("\u2028", "\u3000", "\ufeff", " \n"),
+    ]
+)
+_INTAKE_STRINGS = {
+    "subscriptionId": SUB,
+    "location": "westus",
+    "operationId": "op-1",
+    "apiVersion": "2025-07-01",
+    "correlationId": "run-1",
+    "deadline": "2026-11-28T13:00:00Z",
+    "statusUrl": f"{ARM}{GOOD_PATH}?api-version=2025-07-01",
+    "context.stage": "scale",
+}
+_POLL_STRINGS = [
+    "subscriptionId",
+    "operationId",
+    "apiVersion",
+    "watchId",
+    "submissionId",
+    "pollState.firstSeen",
+    "pollState.deadline",
+    "pollState.lastStatus",
+    "pollState.failures.Transient.since",
+]
+# Fields whose value must match a strict pattern: padding them must be refused.
+_STRICT = {"subscriptionId", "operationId", "apiVersion", "correlationId", "statusUrl", "watchId"}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=_FIXTURE_OK)
+@given(
+    st.sampled_from(
+        [*(("intake", f) for f in _INTAKE_STRINGS), *(("polls", f) for f in _POLL_STRINGS)]
+    ),
+    _SPACES,
+    st.booleans(),
+)
+def test_whitespace_around_any_string_field_never_escapes_or_reaches_the_path(
+    settings: Settings, target: tuple[str, str], space: str, trailing: bool
+) -> None:
+    queue, field = target
+    if queue == "intake":
+        base: dict[str, Any] = (
+            {"statusUrl": _INTAKE_STRINGS["statusUrl"]}
+            if field == "statusUrl"
+            else {
+                k: v for k, v in _INTAKE_STRINGS.items() if k not in ("statusUrl", "context.stage")
+            }
+            | {"context": {"stage": "scale"}}
+        )
+    else:
+        base = _poll_template(settings)
+    value = base
+    for name in field.split("."):
+        value = value[name]
+    padded = value + space if trailing else space + value
+
+    result, _, reader = _handle(
+        settings,
+        Queue.INTAKE if queue == "intake" else Queue.POLLS,
+        json.dumps(_with(base, field, padded)).encode(),
+    )
+
+    if field.split(".")[-1] in _STRICT:
+        assert result.action == "rejected", (field, padded)
+    for request in reader.requests:
+        assert not any(c.isspace() or c in "\x00\ufeff" for c in request.target.status_path)
+        assert request.correlation_id in (None, "run-1")
+
+
+_DIGIT_SYSTEMS = [
+    "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669",  # Arabic-Indic
+    "\u06f0\u06f1\u06f2\u06f3\u06f4\u06f5\u06f6\u06f7\u06f8\u06f9",  # Extended Arabic-Indic
+    "\u0966\u0967\u0968\u0969\u096a\u096b\u096c\u096d\u096e\u096f",  # Devanagari
+    "\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19",  # fullwidth
+    "".join(chr(0x1D7CE + i) for i in range(10)),  # mathematical bold
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=_FIXTURE_OK)
+@given(
+    st.sampled_from(
+        [
+            ("intake", "apiVersion"),
+            ("intake", "statusUrl"),
+            ("intake", "subscriptionId"),
+            ("intake", "deadline"),
+            ("polls", "apiVersion"),
+            ("polls", "watchId"),
+            ("polls", "pollState.firstSeen"),
+            ("polls", "pollState.deadline"),
+        ]
+    ),
+    st.sampled_from(_DIGIT_SYSTEMS),
+    st.data(),
+)
+def test_unicode_digits_are_not_digits_anywhere_a_number_is_parsed(
+    settings: Settings, target: tuple[str, str], digits: str, data: st.DataObject
+) -> None:
+    queue, field = target
+    if queue == "intake":
+        base: dict[str, Any] = (
+            {"statusUrl": f"{ARM}{GOOD_PATH}?api-version=2025-07-01"}
+            if field == "statusUrl"
+            else {**_VALID_PARTS, "apiVersion": "2025-07-01", "deadline": "2026-11-28T13:00:00Z"}
+        )
+    else:
+        base = _poll_template(settings)
+    value = base
+    for name in field.split("."):
+        value = value[name]
+    positions = [i for i, c in enumerate(value) if "0" <= c <= "9"]
+    if field == "statusUrl":  # the api-version in the query
+        positions = [i for i in positions if i > value.index("api-version=")]
+    chosen = data.draw(st.lists(st.sampled_from(positions), min_size=1, unique=True))
+    chars = list(value)
+    for i in chosen:
+        chars[i] = digits[int(chars[i])]
+
+    result, _, _ = _handle(
+        settings,
+        Queue.INTAKE if queue == "intake" else Queue.POLLS,
+        json.dumps(_with(base, field, "".join(chars)), ensure_ascii=False).encode(),
+    )
+
+    assert result.action == "rejected", (field, "".join(chars))
 
 
 # -- the secret detector itself (tests/secrets.py) -------------------------------------

@@ -465,3 +465,36 @@ def test_any_body_is_either_refused_or_targets_only_the_arm_host(
 def test_arbitrary_bytes_never_raise_anything_but_the_rejection_type(body: bytes) -> None:
     with contextlib.suppress(InvalidWatchRequestError):
         parse_watch_request(body, arm_endpoint=ARM)
+
+
+@pytest.mark.parametrize(
+    "deadline",
+    [
+        "2026-11-28 12:00:00Z",
+        "20261128T120000Z",
+        "2026-W48-6T12:00:00Z",
+        "2026-11-28T12Z",
+        "2026-11-28T12:00:00,5Z",
+        "2026-11-28T12:00:00+1400",
+        "2026-11-28T12:00:00Z\x00",
+    ],
+)
+def test_only_rfc_3339_timestamps_are_accepted(deadline: str) -> None:
+    document = {"subscriptionId": SUB, "location": "westus", "operationId": "op"}
+
+    assert any("deadline must be" in e for e in errors_of({**document, "deadline": deadline}))
+
+
+@pytest.mark.parametrize("timeout", [" 3600", "3600\n", "1e3", "1_000", "\u0663\u0666\u0660\u0660"])
+def test_a_timeout_string_must_be_plain_decimal(timeout: str) -> None:
+    document = {"subscriptionId": SUB, "location": "westus", "operationId": "op"}
+
+    assert any("timeout must be" in e for e in errors_of({**document, "timeout": timeout}))
+
+
+def test_arm_times_with_seven_fraction_digits_still_parse() -> None:
+    document = {"subscriptionId": SUB, "location": "westus", "operationId": "op"}
+
+    request = parse({**document, "deadline": "2026-11-28T12:00:00.1234567Z"})
+
+    assert request.deadline is not None
