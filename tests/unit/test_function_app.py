@@ -14,6 +14,7 @@ from azure.functions.servicebus import ServiceBusMessage
 
 from ops_status.bootstrap import build_dependencies, reset_dependencies, set_dependencies
 from ops_status.errors import ConfigurationError
+from ops_status.logs import SDK_LOGGERS
 from ops_status.observation import StatusRead
 from ops_status.settings import load_settings
 from tests.conftest import BASE_ENVIRONMENT, sample_bytes
@@ -23,6 +24,17 @@ from tests.fakes import RecordingOutputs, ScriptedStatusReader
 def import_function_app() -> ModuleType:
     sys.modules.pop("function_app", None)
     return importlib.import_module("function_app")
+
+
+@pytest.fixture(autouse=True)
+def sdk_logger_levels() -> Iterator[None]:
+    """Importing function_app quiets the SDK loggers process-wide: undo it afterwards."""
+    import logging
+
+    saved = {name: logging.getLogger(name).level for name in SDK_LOGGERS}
+    yield
+    for name, level in saved.items():
+        logging.getLogger(name).setLevel(level)
 
 
 @pytest.fixture
@@ -74,8 +86,8 @@ def test_the_sdks_log_only_warnings_in_the_function_app(monkeypatch: pytest.Monk
         monkeypatch.setenv(name, value)
     root = logging.getLogger()
     monkeypatch.setattr(root, "level", logging.INFO)
-    for name in ("azure", "uamqp", "msal", "urllib3"):
-        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET)
 
     # When the function app is loaded
     import_function_app()
