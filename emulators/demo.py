@@ -256,10 +256,12 @@ def _describe_event(event: dict[str, Any]) -> str:
 
 
 def _name_of(event: dict[str, Any]) -> str:
+    """Which demo watch an event ends: each has the correlation id ``demo-<name>``."""
     data = event.get("data", {})
-    if data.get("operationId"):
-        return str(data["operationId"])
-    return str(data.get("correlationId", "?")).removeprefix("demo-")
+    correlation = str(data.get("correlationId") or "")
+    if correlation.startswith("demo-"):
+        return correlation.removeprefix("demo-")
+    return str(data.get("operationId", "?"))
 
 
 def _submit_id(body: bytes, arm_endpoint: str) -> str:
