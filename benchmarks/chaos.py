@@ -839,7 +839,9 @@ def run_chaos(
             stack.identity.set_delay(0)
             if worker.process is None or worker.process.poll() is not None:
                 worker.start()  # a kill may have been the last thing the monkey did
-            stack.servicebus.wait_until(lambda: _queues_left(stack) == 0, timeout=10)
+            # Strays may still be in flight: a killed worker's lock has to expire, and a
+            # redelivered step that would have given up schedules one more poll instead.
+            stack.servicebus.wait_until(lambda: _queues_left(stack) == 0, timeout=30)
         finally:
             stop_chaos.set()
             worker.stop()
