@@ -42,7 +42,7 @@ from ops_status.observation import (
 from ops_status.request import MAX_JSON_DEPTH, WatchRequest, parse_poll_message, parse_watch_request
 from ops_status.settings import Settings
 from tests.contracts import assert_valid_event, assert_valid_poll_message
-from tests.fakes import RecordingOutputs, intake_message
+from tests.fakes import RecordingOutputs, ScriptedStatusReader, intake_message
 
 ARM = "https://management.azure.com"
 SUB = "e7b5a9d2-6b6a-4d2f-9143-20d9a10f5b8f"
@@ -465,21 +465,11 @@ _FIXTURE_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 _VALID_PARTS = {"subscriptionId": SUB, "location": "westus", "operationId": "op-1"}
 
 
-class _Answer:
-    def __init__(self, observation: Observation) -> None:
-        self.observation = observation
-        self.requests: list[WatchRequest] = []
-
-    def get_operation_status(self, request: WatchRequest) -> Observation:
-        self.requests.append(request)
-        return self.observation
-
-
 def _handle(
     settings: Settings, queue: Queue, body: bytes, answer: Observation | None = None
-) -> tuple[HandlingResult, RecordingOutputs, _Answer]:
+) -> tuple[HandlingResult, RecordingOutputs, ScriptedStatusReader]:
     """Run the handler; check what every outcome must satisfy; return what it did."""
-    reader = _Answer(answer or StatusRead("Running"))
+    reader = ScriptedStatusReader([answer or StatusRead("Running")])
     outputs = RecordingOutputs()
     deps = build_dependencies(
         settings, status_reader=reader, outputs=outputs, clock=lambda: NOW, sleep=lambda _: None
