@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: help test test-unit lint demo clean
+.PHONY: help test test-unit lint lock lock-upgrade demo up clean
 
 ## help: list the targets
 help:
@@ -13,7 +13,8 @@ help:
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+		-r requirements-dev.txt
 	touch $@
 
 ## test: lint, type-check and run the whole test suite (unit, integration, e2e)
@@ -26,15 +27,28 @@ test: lint
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q
 
-## lint: ruff (lint + format check) and mypy --strict on ops_status/
+## lint: the locks match their inputs, ruff (lint + format check), mypy --strict on ops_status/
 lint: $(STAMP)
+	$(BIN)/python tools/locks.py check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## lock: regenerate requirements.txt and requirements-dev.txt (uv), keeping pins that still fit
+lock: $(STAMP)
+	$(BIN)/python tools/locks.py compile --uv $(BIN)/uv
+
+## lock-upgrade: the same, moving every pin to the newest version the inputs allow
+lock-upgrade: $(STAMP)
+	$(BIN)/python tools/locks.py compile --uv $(BIN)/uv --upgrade
+
 ## demo: run the product's main job on a local stack (no Azure, no Docker)
 demo: $(STAMP)
 	$(BIN)/python -m emulators demo
+
+## up: the whole local system in the foreground until Ctrl-C (README: Try it by hand)
+up: $(STAMP)
+	$(BIN)/python -m emulators up
 
 ## clean: remove the venv and the tools' caches
 clean:

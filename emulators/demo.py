@@ -1,39 +1,51 @@
 """The demo: the product's main job, end to end, on a local stack. ``make demo`` runs it.
 
-It starts the local peers (identity endpoint, ARM, Service Bus over AMQP), starts the
-real worker (``python -m ops_status worker``) as a child process pointed at them,
-submits a handful of watches the way a pipeline would, shows live progress per
-operation from the queue (status, polls so far, next check), prints the events as a
-downstream subscriber receives them from a topic subscription, and ends with a summary.
+It starts the local peers (identity endpoint, ARM, Service Bus over AMQP) and the real
+worker (``python -m ops_status worker``) as a child process pointed at them, then drives
+each watch as a pipeline would, through the ``ops-status`` command line only:
 
-Exit code 0 when every watch ended with the expected event within the time limit.
+- ``python -m ops_status submit`` with the pipeline's send-only connection string (a
+  Send rule on the intake queue, nothing else); a request ``submit`` refuses is then sent
+  raw, as a pipeline posting its own message could, to show the function rejecting it;
+- ``python -m ops_status listen --submission-id ... --json``: the pipeline's gate, which
+  prints the watch's terminal CloudEvent and exits with its outcome.
+
+Progress comes from the worker's own log lines (read from its stderr through a pipe: no
+file is written), e.g. a throttled read shown as ``429, Retry-After 4 s honoured``. The
+worker is stopped as soon as its log shows every watch ended, so its shutdown overlaps
+the gates' last reads. At the end one terminal CloudEvent is printed in full, then a
+summary.
+
+Exit code 0 when every watch ended with the expected event and gate exit code within
+the time limit, and the throttled read was honoured.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, TextIO
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, TextIO
 
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 
 from emulators.arm import Step
 from emulators.stack import EVENTS_TOPIC, INTAKE_QUEUE, POLLS_QUEUE, LocalStack
-from ops_status.errors import InvalidWatchRequestError
-from ops_status.request import parse_watch_request, submission_key
 
 __all__ = ["run_demo"]
 
+ROOT = Path(__file__).resolve().parents[1]
 SUBSCRIPTION = "e7b5a9d2-6b6a-4d2f-9143-20d9a10f5b8f"
+THROTTLE_RETRY_AFTER = 4
 QUOTA_ERROR = {
     "code": "ResourceOperationFailure",
     "message": "The resource operation completed with terminal provisioning state 'Failed'.",
@@ -49,27 +61,30 @@ QUOTA_ERROR = {
         }
     ],
 }
+#: The watch whose terminal event is printed in full.
+SHOWN_IN_FULL = "cache-scale"
+#: What a gate's exit code means (the CLI's table).
+GATE_EXIT = {0: "succeeded", 1: "failed, canceled or rejected", 2: "timed out"}
 
 
 @dataclass(frozen=True)
 class DemoWatch:
     name: str
-    body: dict[str, Any]
+    submit: list[str]
+    """``submit`` arguments naming the operation (the correlation id is added)."""
     steps: list[Step]
     expected: str
+    expected_exit: int
     story: str
 
 
 def _watches() -> list[DemoWatch]:
-    def parts(operation_id: str, **extra: Any) -> dict[str, Any]:
-        return {
-            "subscriptionId": SUBSCRIPTION,
-            "location": "West US",
-            "operationId": operation_id,
-            "correlationId": f"demo-{operation_id}",
-            "context": {"pipeline": "demo", "step": operation_id},
-            **extra,
-        }
+    def parts(operation_id: str) -> list[str]:
+        return [
+            "--subscription", SUBSCRIPTION, "--location", "West US",
+            "--operation-id", operation_id,
+            "--context", "pipeline=demo", "--context", f"step={operation_id}",
+        ]  # fmt: skip
 
     return [
         DemoWatch(
@@ -78,6 +93,7 @@ def _watches() -> list[DemoWatch]:
             [Step.running(status="Creating", percent_complete=p) for p in (10, 35, 60, 85)]
             + [Step.succeeded()],
             "OpsStatus.Operation.Succeeded",
+            0,
             "succeeds after several polls",
         ),
         DemoWatch(
@@ -85,23 +101,27 @@ def _watches() -> list[DemoWatch]:
             parts("cache-scale"),
             [Step.running(status="Updating", repeat=2), Step.failed(error=QUOTA_ERROR)],
             "OpsStatus.Operation.Failed",
+            1,
             "fails with a nested ARM error payload",
         ),
         DemoWatch(
             "cache-delete",
             parts("cache-delete"),
-            [Step.throttled(retry_after="4"), Step.running(status="Deleting"), Step.succeeded()],
+            [
+                Step.throttled(retry_after=str(THROTTLE_RETRY_AFTER)),
+                Step.running(status="Deleting"),
+                Step.succeeded(),
+            ],
             "OpsStatus.Operation.Succeeded",
-            "is throttled (429, Retry-After: 4) first",
+            0,
+            f"is throttled first: 429, Retry-After {THROTTLE_RETRY_AFTER} s",
         ),
         DemoWatch(
             "bad-request",
-            {
-                "statusUrl": "https://evil.example.com/subscriptions/x/operations/1",
-                "correlationId": "demo-bad-request",
-            },
+            ["--status-url", "https://evil.example.com/subscriptions/x/operations/1"],
             [],
             "OpsStatus.Watch.Rejected",
+            1,
             "is an invalid request (status URL off the ARM host)",
         ),
     ]
@@ -120,12 +140,27 @@ class Console:
             self._out.write(f"[{time.monotonic() - self._start:5.1f}s] {text}\n")
             self._out.flush()
 
+    def block(self, text: str) -> None:
+        """Lines as they are, without timestamps (a JSON document)."""
+        with self._lock:
+            self._out.write(text + "\n")
+            self._out.flush()
+
+
+@dataclass
+class GateResult:
+    """What one pipeline saw: its MessageId, its event, its gate's exit code."""
+
+    message_id: str | None = None
+    event: dict[str, Any] | None = None
+    exit_code: int | None = None
+
 
 def run_demo(*, time_limit: float = 60.0, out: TextIO = sys.stdout) -> int:
     """Run the demo; returns the process exit code."""
     console = Console(out)
+    watches = _watches()
     with LocalStack() as stack:
-        watches = _watches()
         for watch in watches:
             if watch.steps:
                 stack.arm.script(watch.name, watch.steps)
@@ -134,114 +169,248 @@ def run_demo(*, time_limit: float = 60.0, out: TextIO = sys.stdout) -> int:
             f"Service Bus {stack.servicebus.fully_qualified_namespace} "
             f"(intake {INTAKE_QUEUE}, polls {POLLS_QUEUE}, topic {EVENTS_TOPIC})"
         )
-        environment = stack.environment(
+        worker = WorkerProcess(stack, watches, console)
+        try:
+            with ThreadPoolExecutor(max_workers=len(watches)) as pool:
+                futures = [pool.submit(_pipeline, stack, w, console, time_limit) for w in watches]
+                results = {w.name: f.result() for w, f in zip(watches, futures, strict=True)}
+        finally:
+            worker.stop("the pipelines are done")
+        console.say(f"worker stopped (exit code {worker.exit_code}{worker.stop_note})")
+    shown = results[SHOWN_IN_FULL].event
+    if shown is not None:
+        console.say(f"the {SHOWN_IN_FULL} event in full, as its gate's `listen --json` printed it:")
+        console.block(json.dumps(shown, indent=2, ensure_ascii=False))
+    return _summary(watches, results, worker, console)
+
+
+# -- the pipelines: submit, then a listen gate -------------------------------------------
+
+
+def _pipeline(
+    stack: LocalStack, watch: DemoWatch, console: Console, time_limit: float
+) -> GateResult:
+    """What one pipeline does: submit its watch, then wait at a gate for its event."""
+    result = GateResult()
+    correlation = f"demo-{watch.name}"
+    submit = _ops_status(
+        stack, "submit", *watch.submit, "--correlation-id", correlation, "--json",
+        ServiceBusConnection=stack.pipeline_connection_string,
+        # A throwaway stack: nothing to remember for duplicate warnings, no file written.
+        OPS_STATUS_SUBMIT_HISTORY="",
+    )  # fmt: skip
+    done = submit.communicate(timeout=time_limit)
+    if submit.returncode == 0:
+        result.message_id = json.loads(done[0])["messageId"]
+        console.say(f"submitted {watch.name:<13} MessageId {result.message_id} ({watch.story})")
+    else:
+        refusal = " ".join(done[1].split()).removeprefix("ops-status: error: ")
+        console.say(
+            f"submit    {watch.name:<13} refused by the CLI (exit {submit.returncode}): "
+            f"{refusal[:160]}"
+        )
+        result.message_id = _send_raw(stack, watch, correlation)
+        console.say(
+            f"submitted {watch.name:<13} raw instead, as a pipeline posting its own message "
+            f"could ({watch.story})"
+        )
+    gate = _ops_status(
+        stack, "listen", "--subscription-name", "all", "--submission-id", result.message_id,
+        "--json", "--timeout", f"{time_limit:g}",
+        # The topic's listen side (in Azure: Data Receiver on the events topic).
+        ServiceBusConnection=stack.servicebus.connection_string,
+    )  # fmt: skip
+    with gate:  # closes its pipes
+        assert gate.stdout is not None
+        assert gate.stderr is not None
+        for line in gate.stdout:
+            if line.strip():
+                result.event = json.loads(line)
+                console.say(_describe_event(watch.name, result.event))
+        problem = gate.stderr.read()
+    result.exit_code = gate.returncode
+    if result.exit_code != watch.expected_exit:
+        console.say(f"gate      {watch.name:<13} exit {gate.returncode}: {problem[-300:]}")
+    return result
+
+
+def _ops_status(stack: LocalStack, *argv: str, **environment: str) -> subprocess.Popen[str]:
+    """``python -m ops_status ARGV`` as a pipeline step runs it: the step's own environment."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPS_STATUS_", "ServiceBusConnection", "IDENTITY_", "MSI_", "AZURE_"))
+    }
+    env.update(
+        OPS_STATUS_INTAKE_QUEUE=INTAKE_QUEUE,
+        OPS_STATUS_EVENTS_TOPIC=EVENTS_TOPIC,
+        OPS_STATUS_ARM_ENDPOINT=stack.arm.endpoint,
+        PYTHONPATH=str(ROOT),
+        **environment,
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "ops_status", *argv],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _send_raw(stack: LocalStack, watch: DemoWatch, correlation: str) -> str:
+    """The refused request, sent with the SDK and the same send-only rule."""
+    body = {"statusUrl": watch.submit[1], "correlationId": correlation}
+    message_id = str(uuid.uuid4())
+    with (
+        ServiceBusClient.from_connection_string(stack.pipeline_connection_string) as client,
+        client.get_queue_sender(INTAKE_QUEUE) as sender,
+    ):
+        sender.send_messages(
+            ServiceBusMessage(
+                json.dumps(body), message_id=message_id, content_type="application/json"
+            )
+        )
+    return message_id
+
+
+# -- the worker, and its progress from its own log lines ---------------------------------
+
+
+@dataclass
+class _WatchProgress:
+    throttled: bool = False
+    retry_after: float | None = None
+    ended: bool = False
+
+
+@dataclass
+class WorkerProcess:
+    """``python -m ops_status worker`` on the stack; its stderr log read line by line."""
+
+    stack: LocalStack
+    watches: list[DemoWatch]
+    console: Console
+    honoured: dict[str, bool] = field(default_factory=dict)
+    """Per throttled watch: did the next read wait at least the Retry-After?"""
+    stop_note: str = ""
+
+    def __post_init__(self) -> None:
+        environment = self.stack.environment(
             OPS_STATUS_POLL_MIN_DELAY="1",
             OPS_STATUS_POLL_MAX_DELAY="3",
             OPS_STATUS_POLL_GROWTH="0.5",
         )
-        with tempfile.NamedTemporaryFile(
-            "w+", prefix="ops-status-worker-", suffix=".log", delete=False
-        ) as worker_log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "ops_status", "worker", "--concurrency", "4"],
-                env={**os.environ, **environment},
-                stdout=worker_log,
-                stderr=subprocess.STDOUT,
-            )
-            console.say(
-                f"worker started (pid {worker.pid}, log {worker_log.name}), "
-                "poll delays shortened to 1-3 s for the demo"
-            )
-            try:
-                events = _drive(stack, watches, console, time_limit)
-            finally:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-            console.say(f"worker stopped gracefully (exit code {worker.returncode})")
-    return _summary(watches, events, console)
+        self._progress = {f"demo-{w.name}": _WatchProgress() for w in self.watches}
+        self._stopping = threading.Lock()
+        self._stop_sent = False
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "ops_status", "worker", "--concurrency", "4"],
+            env={**os.environ, **environment},
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(
+            target=self._read, args=(self._process.stderr,), name="demo-worker-log", daemon=True
+        )
+        self._reader.start()
+        self.console.say(
+            f"worker started (pid {self._process.pid}), poll delays shortened to 1-3 s for the demo"
+        )
 
+    @property
+    def exit_code(self) -> int | None:
+        return self._process.returncode
 
-def _drive(
-    stack: LocalStack, watches: list[DemoWatch], console: Console, time_limit: float
-) -> dict[str, dict[str, Any]]:
-    events: dict[str, dict[str, Any]] = {}
-    arrived = threading.Event()
-    client = ServiceBusClient.from_connection_string(stack.servicebus.connection_string)
-    stop = threading.Event()
-
-    def subscriber() -> None:
-        # What a downstream consumer does: receive from its topic subscription.
-        with client.get_subscription_receiver(EVENTS_TOPIC, "all") as receiver:
-            while not stop.is_set():
-                for message in receiver.receive_messages(max_message_count=10, max_wait_time=1):
-                    event = json.loads(b"".join(message.body))
-                    receiver.complete_message(message)
-                    name = _name_of(event)
-                    events[name] = event
-                    console.say(_describe_event(event))
-                    arrived.set()
-
-    listener = threading.Thread(target=subscriber, name="demo-subscriber", daemon=True)
-    listener.start()
-    with client.get_queue_sender(INTAKE_QUEUE) as sender:
-        for watch in watches:
-            body = json.dumps(watch.body).encode()
-            sender.send_messages(
-                ServiceBusMessage(
-                    body,
-                    message_id=_submit_id(body, stack.arm.endpoint),
-                    content_type="application/json",
-                )
-            )
-            console.say(f"submitted {watch.name:<13} ({watch.story})")
-
-    deadline = time.monotonic() + time_limit
-    last_seen: dict[str, tuple[Any, ...]] = {}
-    while len(events) < len(watches) and time.monotonic() < deadline:
-        _show_progress(stack, console, last_seen, set(events))
-        arrived.wait(0.5)
-        arrived.clear()
-    stop.set()
-    listener.join(timeout=5)
-    client.close()
-    return events
-
-
-def _show_progress(
-    stack: LocalStack, console: Console, last_seen: dict[str, tuple[Any, ...]], done: set[str]
-) -> None:
-    now = datetime.now(timezone.utc)
-    for message in stack.servicebus.peek_all(POLLS_QUEUE):
+    def stop(self, why: str) -> None:
+        """SIGTERM (once), then wait for the worker to settle and exit."""
+        with self._stopping:
+            if not self._stop_sent and self._process.poll() is None:
+                self._stop_sent = True
+                self.console.say(f"stopping the worker (SIGTERM): {why}")
+                self._process.send_signal(signal.SIGTERM)
+        if threading.current_thread() is self._reader:
+            return  # the reader keeps reading until the worker's stderr closes
         try:
-            body = json.loads(message.body)
-        except ValueError:
-            continue
-        name = body.get("operationId")
-        state = body.get("pollState")
-        if not name or not state or name in done:
-            continue
-        key = (state.get("attempt"), state.get("lastStatus"), state.get("consecutiveFailures"))
-        if last_seen.get(name) == key:
-            continue
-        last_seen[name] = key
-        due = message.scheduled_enqueue_time
-        wait = f"{max((due - now).total_seconds(), 0):.1f}s" if due else "now"
-        status = state.get("lastStatus") or "-"
-        failures = state.get("consecutiveFailures") or 0
+            self._process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._reader.join(timeout=5)
+
+    def _read(self, stream: IO[str] | None) -> None:
+        assert stream is not None
+        with stream:
+            for line in stream:
+                self._on_line(line.rstrip("\n"))
+
+    def _on_line(self, line: str) -> None:
+        # "2026-01-01 12:00:00,000 LEVEL logger event key=value ..." (ops_status.logs)
+        parts = line.split(" ", 5)
+        if len(parts) < 5 or not parts[3].startswith(("ops_status", "azure")):
+            self.console.say(f"worker    | {line}")
+            return
+        level, event = parts[2], parts[4]
+        fields = _fields(parts[5] if len(parts) > 5 else "")
+        progress = self._progress.get(fields.get("correlation_id", ""))
+        if event == "arm.status_read" and progress is not None:
+            progress.throttled = fields.get("http_status") == "429"
+            if "retry_after_s" in fields:
+                progress.retry_after = float(fields["retry_after_s"])
+        elif event == "watch.rescheduled" and progress is not None:
+            self._show_poll(fields, progress)
+        elif event in ("watch.finished", "watch.rejected") and progress is not None:
+            progress.ended = True
+            if all(p.ended for p in self._progress.values()):
+                self.stop("its log shows every watch ended")
+        elif event == "worker.stopped":
+            self.stop_note = f", stopped {fields.get('stop_s', '?')} s after the signal"
+        elif level in ("WARNING", "ERROR", "CRITICAL"):
+            self.console.say(f"worker    {level} {event} {parts[5] if len(parts) > 5 else ''}")
+
+    def _show_poll(self, fields: dict[str, str], progress: _WatchProgress) -> None:
+        name = fields["correlation_id"].removeprefix("demo-")
+        delay = float(fields.get("delay_s", "0"))
+        if progress.throttled:
+            # ARM's Retry-After, from the worker's read log line when it carries it;
+            # otherwise what this demo scripted ARM to send.
+            retry_after = progress.retry_after or float(THROTTLE_RETRY_AFTER)
+            ok = delay >= retry_after
+            self.honoured[name] = ok
+            verdict = "honoured" if ok else "NOT honoured"
+            self.console.say(
+                f"progress  {name:<13} 429, Retry-After {retry_after:g} s {verdict}: "
+                f"next read in {delay:.1f} s"
+            )
+            return
+        failures = fields.get("failures")
         note = f", {failures} failed read(s)" if failures else ""
-        console.say(
-            f"progress  {name:<13} status={status:<9} polls={state.get('attempt')}"
-            f"  next check in {wait}{note}"
+        self.console.say(
+            f"progress  {name:<13} status={fields.get('status', '-'):<9} "
+            f"polls={fields.get('polls')}  next read in {delay:.1f} s{note}"
         )
 
 
-def _describe_event(event: dict[str, Any]) -> str:
+def _fields(text: str) -> dict[str, str]:
+    """``key=value`` pairs of a log line (values quoted as ``ops_status.logs`` quotes them)."""
+    try:
+        tokens = shlex.split(text)
+    except ValueError:
+        return {}
+    return dict(t.split("=", 1) for t in tokens if "=" in t)
+
+
+# -- output ----------------------------------------------------------------------------
+
+
+def _describe_event(name: str, event: dict[str, Any]) -> str:
     data = event.get("data", {})
     line = (
-        f"EVENT     {_name_of(event):<13} {event.get('type')}  polls={data.get('polls', '-')}"
+        f"EVENT     {name:<13} {event.get('type')}  polls={data.get('polls', '-')}"
         f"  correlationId={data.get('correlationId')}"
     )
     error = data.get("error")
@@ -255,32 +424,30 @@ def _describe_event(event: dict[str, Any]) -> str:
     return line
 
 
-def _name_of(event: dict[str, Any]) -> str:
-    """Which demo watch an event ends: each has the correlation id ``demo-<name>``."""
-    data = event.get("data", {})
-    correlation = str(data.get("correlationId") or "")
-    if correlation.startswith("demo-"):
-        return correlation.removeprefix("demo-")
-    return str(data.get("operationId", "?"))
-
-
-def _submit_id(body: bytes, arm_endpoint: str) -> str:
-    try:
-        return submission_key(parse_watch_request(body, arm_endpoint=arm_endpoint))
-    except InvalidWatchRequestError:
-        return str(uuid.uuid4())
-
-
-def _summary(watches: list[DemoWatch], events: dict[str, dict[str, Any]], console: Console) -> int:
-    console.say("summary")
-    ok = True
+def _summary(
+    watches: list[DemoWatch],
+    results: dict[str, GateResult],
+    worker: WorkerProcess,
+    console: Console,
+) -> int:
+    console.say("summary (each gate is `ops-status listen`; its exit code is the pipeline's)")
+    ok = worker.exit_code == 0
     for watch in watches:
-        event = events.get(watch.name)
-        got = event.get("type") if event else "(no event)"
-        polls = event.get("data", {}).get("polls", "-") if event else "-"
-        good = got == watch.expected
+        result = results[watch.name]
+        event = result.event or {}
+        got = event.get("type", "(no event)")
+        polls = event.get("data", {}).get("polls", "-")
+        good = got == watch.expected and result.exit_code == watch.expected_exit
+        good = good and worker.honoured.get(watch.name, True)
         ok = ok and good
-        console.say(f"  {'ok ' if good else 'BAD'} {watch.name:<13} {got:<32} polls={polls}")
+        meaning = GATE_EXIT.get(result.exit_code, "error") if result.exit_code is not None else "-"
+        console.say(
+            f"  {'ok ' if good else 'BAD'} {watch.name:<13} {got:<32} polls={polls:<2} "
+            f"gate exit {result.exit_code} ({meaning})"
+        )
+    if not worker.honoured:
+        ok = False
+        console.say("  BAD the throttled read was never seen in the worker's log")
     console.say(
         "demo passed: every watch ended with exactly the expected event"
         if ok

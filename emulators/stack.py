@@ -2,15 +2,17 @@
 
 - a managed-identity endpoint of the App Service kind (``IDENTITY_ENDPOINT``/``IDENTITY_HEADER``),
 - an ARM simulator that accepts only the token that endpoint issues for ARM,
-- a Service Bus namespace over AMQP 1.0 with the intake and polls queues and the events
-  topic, configured as the deployment template configures them (duplicate detection on),
+- a Service Bus namespace over AMQP 1.0 holding the deployment template's entities
+  (``emulators.topology``: the intake and polls queues, the events topic, the
+  ``succeeded`` and ``failed`` subscriptions with the template's rules, lock durations,
+  delivery counts and duplicate-detection windows), plus a local ``all`` subscription,
   and the template's trust boundary: a pipeline holds only ``pipeline_connection_string``,
   a Send rule on the intake queue, which the emulator refuses on every other entity (as
   Azure RBAC refuses a pipeline with Data Sender on the intake queue only).
 
 ``environment()`` returns the app settings that point the function app or the worker at
 the stack, so the same code runs unmodified against it. Used by the demo, the e2e tests
-and ``python -m emulators stack`` (for ``func start``).
+and the playground (``python -m emulators up``, ``emulators.playground``).
 """
 
 from __future__ import annotations
@@ -19,22 +21,15 @@ from types import TracebackType
 
 from emulators.arm import ArmSimulator
 from emulators.identity import IdentitySimulator
-from emulators.servicebus import (
-    AuthorizationRule,
-    QueueConfig,
-    ServiceBusEmulator,
-    SubscriptionConfig,
-    TopicConfig,
-)
+from emulators.servicebus import ServiceBusEmulator, SubscriptionConfig
+from emulators.topology import PIPELINE_RULE, load_topology, local_config
 
 __all__ = ["EVENTS_TOPIC", "INTAKE_QUEUE", "PIPELINE_RULE", "POLLS_QUEUE", "LocalStack"]
 
-INTAKE_QUEUE = "ops-status-intake"
-POLLS_QUEUE = "ops-status-polls"
-EVENTS_TOPIC = "ops-status-events"
-PIPELINE_RULE = "pipeline-send"
-# A local emulator key, not a secret: it opens nothing but this process's emulator.
-_PIPELINE_KEY = "cGlwZWxpbmUtc2VuZC1sb2NhbC1lbXVsYXRvci1rZXk="
+# The template's names (parameter defaults of infra/azuredeploy.json).
+INTAKE_QUEUE = load_topology().intake_queue
+POLLS_QUEUE = load_topology().polls_queue
+EVENTS_TOPIC = load_topology().events_topic
 
 
 class LocalStack:
@@ -43,40 +38,28 @@ class LocalStack:
     def __init__(
         self,
         *,
-        lock_duration: float = 30.0,
-        max_delivery_count: int = 10,
-        duplicate_detection_window: float = 600.0,
+        lock_duration: float | None = None,
+        max_delivery_count: int | None = None,
+        duplicate_detection_window: float | None = None,
         servicebus_port: int = 0,
         arm_port: int = 0,
         identity_port: int = 0,
         extra_subscriptions: dict[str, SubscriptionConfig] | None = None,
     ) -> None:
+        """Entities as the template deploys them; ``lock_duration``,
+        ``max_delivery_count`` and ``duplicate_detection_window`` (None: the template's)
+        override the queues' values (the window also the topic's), for tests that need
+        locks to expire in seconds. ``extra_subscriptions`` are added to the events topic.
+        Port 0 picks a free port."""
         self.identity = IdentitySimulator(port=identity_port)
         self.arm = ArmSimulator(port=arm_port)
-        subscriptions = {
-            "all": SubscriptionConfig(),
-            "failed": SubscriptionConfig(filter={"status": "Failed"}),
-            **(extra_subscriptions or {}),
-        }
         self.servicebus = ServiceBusEmulator(
-            queues={
-                name: QueueConfig(
-                    lock_duration=lock_duration,
-                    max_delivery_count=max_delivery_count,
-                    duplicate_detection_window=duplicate_detection_window,
-                    authorization_rules=rules,
-                )
-                for name, rules in (
-                    (INTAKE_QUEUE, [AuthorizationRule(PIPELINE_RULE, _PIPELINE_KEY, ["Send"])]),
-                    (POLLS_QUEUE, []),
-                )
-            },
-            topics={
-                EVENTS_TOPIC: TopicConfig(
-                    subscriptions=subscriptions,
-                    duplicate_detection_window=duplicate_detection_window,
-                )
-            },
+            config=local_config(
+                lock_duration=lock_duration,
+                max_delivery_count=max_delivery_count,
+                duplicate_detection_window=duplicate_detection_window,
+                extra_subscriptions=extra_subscriptions,
+            ),
             port=servicebus_port,
         )
 

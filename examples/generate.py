@@ -35,7 +35,7 @@ ARM = "https://management.azure.com"
 # The polling knobs are pinned (not the defaults) so that tuning the defaults does not
 # rewrite the examples; what the examples show is the events' shape.
 POLICY = PollPolicy(
-    min_delay=5.0, max_delay=30.0, growth=0.1, jitter=0.1, progress_projection=False
+    min_delay=5.0, max_delay=30.0, growth=0.1, jitter=0.1, progress_projection=False, lead=0.0
 )
 START = datetime(2025, 7, 1, 9, 0, 0, tzinfo=timezone.utc)
 SUBSCRIPTION = "e7b5a9d2-6b6a-4d2f-9143-20d9a10f5b8f"

@@ -126,6 +126,7 @@ class ArmClient:
             http_status=observation.http_status if isinstance(observation, ReadFailure) else 200,
             status=observation.status if isinstance(observation, StatusRead) else None,
             failure=observation.kind.value if isinstance(observation, ReadFailure) else None,
+            retry_after_s=observation.retry_after,
             elapsed_ms=round((time.monotonic() - started) * 1000),
         )
         return observation

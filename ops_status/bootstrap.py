@@ -21,11 +21,18 @@ from ops_status.clock import utcnow
 from ops_status.credential import create_credential
 from ops_status.handler import Dependencies, StatusReader
 from ops_status.servicebus import Outputs, ServiceBusOutputClient
-from ops_status.settings import Settings, is_loopback_host, load_settings
+from ops_status.settings import (
+    ArmSettings,
+    ServiceBusSettings,
+    Settings,
+    is_loopback_host,
+    load_settings,
+)
 
 __all__ = [
     "build_dependencies",
     "create_service_bus_client",
+    "create_status_reader",
     "get_dependencies",
     "reset_dependencies",
     "set_dependencies",
@@ -81,12 +88,7 @@ def build_dependencies(
         credential = create_credential(settings)
     if status_reader is None:
         assert credential is not None
-        status_reader = ArmClient(
-            settings.arm_endpoint,
-            credential,
-            connect_timeout=settings.http_connect_timeout,
-            read_timeout=settings.http_read_timeout,
-        )
+        status_reader = create_status_reader(settings, credential)
     if outputs is None:
         outputs = ServiceBusOutputClient(
             create_service_bus_client(settings, credential),
@@ -103,16 +105,27 @@ def build_dependencies(
     )
 
 
+def create_status_reader(settings: ArmSettings, credential: TokenCredential) -> ArmClient:
+    """The ARM client for the configured endpoint and timeouts. No I/O until the first read."""
+    return ArmClient(
+        settings.arm_endpoint,
+        credential,
+        connect_timeout=settings.http_connect_timeout,
+        read_timeout=settings.http_read_timeout,
+    )
+
+
 def create_service_bus_client(
-    settings: Settings, credential: TokenCredential | None
+    settings: ServiceBusSettings, credential: TokenCredential | None
 ) -> ServiceBusClient:
     """A client for the configured namespace: identity-based, or by connection string.
 
-    No I/O: the SDK connects when a sender or receiver is first used.
+    ``credential`` is required for a namespace and unused with a connection string. No
+    I/O: the SDK connects when a sender or receiver is first used.
     """
     if settings.service_bus_namespace:
         if credential is None:
-            credential = create_credential(settings)
+            raise ValueError("a Service Bus namespace needs a credential")
         host = settings.service_bus_namespace.rsplit(":", 1)[0]
         # Plain AMQP only towards a local emulator; everything else is AMQPS.
         return ServiceBusClient(

@@ -14,7 +14,7 @@ from typing import Any
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
-from ops_status.settings import Settings
+from ops_status.settings import IdentitySettings
 
 __all__ = [
     "IDENTITY_CONNECT_TIMEOUT",
@@ -37,13 +37,13 @@ IDENTITY_READ_TIMEOUT = 10.0
 IDENTITY_RETRIES = 0
 
 
-def identity_call_bound(settings: Settings) -> float:
+def identity_call_bound(settings: IdentitySettings) -> float:
     """Longest one ``get_token`` call can take against a hung identity endpoint, in seconds."""
     connect, read = _identity_timeouts(settings)
     return (1 + IDENTITY_RETRIES) * (connect + read)
 
 
-def _identity_timeouts(settings: Settings) -> tuple[float, float]:
+def _identity_timeouts(settings: IdentitySettings) -> tuple[float, float]:
     return (
         min(settings.http_connect_timeout, IDENTITY_CONNECT_TIMEOUT),
         min(settings.http_read_timeout, IDENTITY_READ_TIMEOUT),
@@ -124,7 +124,7 @@ class CoalescingCredential:
             close()
 
 
-def create_credential(settings: Settings) -> TokenCredential:
+def create_credential(settings: IdentitySettings) -> TokenCredential:
     """A new credential for ``settings``. Does no I/O: tokens are fetched on first use."""
     # Imported here: azure.identity pulls in msal and cryptography, which the cold start
     # of a process that never needs a token should not pay for.

@@ -22,7 +22,6 @@ one can pre-send an id to suppress a follow-up.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,7 +31,8 @@ from urllib.parse import unquote, urlsplit
 
 from ops_status.clock import format_time
 from ops_status.decision import FinalStatus, Finish, Reschedule
-from ops_status.request import WatchRequest
+from ops_status.jsontext import json_object
+from ops_status.request import WatchRequest, is_plain_id
 
 __all__ = [
     "CLOUDEVENTS_CONTENT_TYPE",
@@ -322,36 +322,30 @@ def _shrink(value: Any, *, strings: int, items: int, depth: int) -> Any:
     return value
 
 
-# What a rejection may echo as a filterable property: printable ASCII, no spaces at the
-# ends, short. Anything else stays only in the (escaped) rawBody.
-_PLAIN = re.compile(r"[\x21-\x7e]([\x20-\x7e]{0,126}[\x21-\x7e])?")
-
-
 def _recover_ids(raw_body: bytes) -> dict[str, str]:
     """``correlationId``, ``operationId`` and ``subscriptionId`` from a refused body, each
     only when it is a plain string. ``operationId`` may come from a ``statusUrl``'s last
     path segment. Never raises."""
-    try:
-        document = json.loads(raw_body[: 64 * 1024].decode("utf-8"))
-    except (ValueError, RecursionError):
-        return {}
-    if not isinstance(document, dict):
+    # What a rejection may echo as a filterable property passes the correlation-id test
+    # (printable ASCII, no spaces at the ends, short); the rest stays in the escaped rawBody.
+    document = json_object(raw_body[: 64 * 1024])
+    if document is None:
         return {}
     found: dict[str, str] = {}
     for name in ("correlationId", "operationId", "subscriptionId"):
         value = document.get(name)
-        if isinstance(value, str) and _PLAIN.fullmatch(value):
+        if isinstance(value, str) and is_plain_id(value):
             found[name] = value
     url = document.get("statusUrl")
     if "operationId" not in found and isinstance(url, str) and len(url) <= 2048:
-        path = urlsplit(url).path if _PLAIN.fullmatch(url[:128]) else ""
+        path = urlsplit(url).path if is_plain_id(url[:128]) else ""
         segments = [unquote(s) for s in path.split("/") if s]
-        if segments and _PLAIN.fullmatch(segments[-1]):
+        if segments and is_plain_id(segments[-1]):
             found["operationId"] = segments[-1]
         if (
             len(segments) > 1
             and segments[0].lower() == "subscriptions"
-            and _PLAIN.fullmatch(segments[1])
+            and is_plain_id(segments[1])
         ):
             found.setdefault("subscriptionId", segments[1])
     return found

@@ -23,7 +23,6 @@ Errors from azure-servicebus are translated into ``EventReceiveError``.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from azure.core.exceptions import AzureError
 from azure.servicebus import ServiceBusClient, ServiceBusReceivedMessage, ServiceBusReceiver
 
 from ops_status.errors import EventReceiveError
+from ops_status.jsontext import json_object
 
 __all__ = [
     "BrowsingSource",
@@ -101,7 +101,7 @@ class ReceivedEvent:
         body = b"".join(message.body)
         return cls(
             body=body,
-            event=_json_object(body),
+            event=json_object(body),
             message_id=message.message_id,
             correlation_id=message.correlation_id,
             sequence_number=message.sequence_number,
@@ -286,14 +286,6 @@ def listen_for_events(
                 return ListenResult(event, seen, timed_out=False)
             if until is None and max_events is not None and seen >= max_events:
                 return ListenResult(None, seen, timed_out=False)
-
-
-def _json_object(body: bytes) -> Mapping[str, Any] | None:
-    try:
-        document = json.loads(body.decode("utf-8"))
-    except (ValueError, RecursionError):
-        return None
-    return document if isinstance(document, dict) else None
 
 
 def _entity(receiver: ServiceBusReceiver) -> str:

@@ -8,7 +8,6 @@ Microsoft.Cache 2025-07-01 spec).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from enum import Enum
 from typing import Any
+
+from ops_status.jsontext import json_object
 
 __all__ = [
     "Observation",
@@ -119,7 +120,7 @@ def classify_response(
     retry_after = parse_retry_after(headers, now=now)
     remaining = _remaining_reads(headers)
     if status_code == 200:
-        document = _json_object(body)
+        document = json_object(body)
         if document is None:
             return ReadFailure(
                 ReadFailureKind.MALFORMED,
@@ -148,7 +149,7 @@ def classify_response(
             retry_after=retry_after,
             remaining_reads=remaining,
         )
-    error = normalize_arm_error(_json_object(body))
+    error = normalize_arm_error(json_object(body))
     if status_code == 429:
         failure = ReadFailureKind.THROTTLED
     elif status_code >= 500 or status_code in (408,):
@@ -235,14 +236,6 @@ def _remaining_reads(headers: Mapping[str, str]) -> int | None:
     if value is None or not (value.isascii() and value.isdigit()) or len(value) > 9:
         return None
     return int(value)
-
-
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        document = json.loads(body.decode("utf-8"), parse_constant=lambda _: None)
-    except (ValueError, RecursionError):
-        return None
-    return document if isinstance(document, dict) else None
 
 
 def _percent(value: Any) -> float | None:

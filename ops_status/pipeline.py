@@ -30,7 +30,7 @@ from ops_status.handler import StatusReader
 from ops_status.observation import Observation
 from ops_status.request import WatchRequest, parse_watch_request, submission_key
 from ops_status.servicebus import Intake
-from ops_status.settings import Settings
+from ops_status.settings import ArmSettings
 
 __all__ = [
     "PollReport",
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-def prepare_watch(body: Mapping[str, Any], settings: Settings) -> WatchRequest:
+def prepare_watch(body: Mapping[str, Any], settings: ArmSettings) -> WatchRequest:
     """Validate a watch request body exactly as the function will.
 
     Raises ``InvalidWatchRequestError`` listing every problem.
@@ -105,7 +105,7 @@ class PollReport:
 def follow_operation(
     request: WatchRequest,
     reader: StatusReader,
-    settings: Settings,
+    settings: ArmSettings,
     *,
     clock: Callable[[], datetime] = utcnow,
     sleep: Callable[[float], None] = time.sleep,

@@ -14,11 +14,17 @@ Two more signals from ARM refine that schedule:
   before the next regular look, the look moves to it (never below ``min_delay`` nor below
   half the regular delay, so stalled or noisy progress cannot make a watch spin).
 - ``x-ms-ratelimit-remaining-subscription-reads``: the subscription's read bucket (250
-  reads, refilled 25/s) is shared by every reader. Below ``low_read_budget`` remaining
-  reads, every watch stretches its delay by (low_read_budget / remaining)^3, bounded by
-  ``read_budget_stretch_max`` and ``read_budget_max_delay``, and spreads it by +/-50 %:
-  the bucket refills in seconds while a watch reacts only at its next read, so without a
-  wide spread the stretched watches come back together and drain it again.
+  reads, refilled 25/s) is shared by every watch of the principal. Below
+  ``low_read_budget`` remaining reads, every watch stretches its delay by
+  (low_read_budget / (remaining + 1))^4, up to ``read_budget_max_delay``, and spreads the
+  stretch by +/-50 %: the bucket refills in seconds while a watch reacts only at its next
+  read, so without a wide spread the stretched watches come back together and drain it
+  again. Near empty, young and old watches alike wait about the ceiling: a rollout's
+  young watches are the many, and they would drain the bucket on their own.
+
+Every wait is finally shortened by ``lead``, the typical hop latency of a poll cycle, so
+that the read lands when the schedule meant it to; never below ``min_delay * (1 -
+jitter)`` and never below Retry-After.
 
 docs/performance.md ("Polling policy (simulated)") shows how the defaults were chosen.
 """
@@ -36,20 +42,22 @@ _PROGRESS_MIN_PERCENT = 2.0
 # delay: progress stalled at 99 % projects an end "any second now" on every read.
 _SHORTEN_FLOOR = 0.5
 # Steepness of the read-budget stretch, and the spread (+/-) of a stretched delay.
-_BUDGET_EXPONENT = 3.0
+_BUDGET_EXPONENT = 4.0
 _BUDGET_SPREAD = 0.5
 
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """Every knob of the polling behaviour. The first eleven are app settings (settings.py)."""
+    """Every knob of the polling behaviour. The first eleven, ``lead`` and
+    ``read_budget_max_delay`` are app settings (settings.py)."""
 
-    min_delay: float = 3.0
-    """Shortest wait between two reads of one operation, in seconds."""
-    max_delay: float = 30.0
+    min_delay: float = 1.0
+    """Shortest wait between two reads of one operation, in seconds (the hops of a poll
+    cycle come on top of it)."""
+    max_delay: float = 32.0
     """Longest wait between two reads, unless ARM's Retry-After asks for more."""
-    growth: float = 0.08
-    """Delay as a fraction of the time already spent watching (0.08: 8 % of the elapsed time)."""
+    growth: float = 0.1
+    """Delay as a fraction of the time already spent watching (0.1: 10 % of the elapsed time)."""
     jitter: float = 0.1
     """Spread applied to every computed delay, as a fraction (0.1: +/-10 %)."""
     retry_after_max: float = 600.0
@@ -67,15 +75,15 @@ class PollPolicy:
     token_failure_grace: float = 1800.0
     """How long the watch survives without a token (identity endpoint down, wrong client
     id): an identity-endpoint incident lasts minutes, not the seconds a redelivery loop takes."""
-    low_read_budget: int = 200
+    low_read_budget: int = 250
     """Below this many remaining subscription reads (ARM's bucket holds 250), delays are
-    stretched by (low_read_budget / remaining)^3."""
-    read_budget_stretch_max: float = 30.0
-    """Largest factor a low read budget stretches a delay by."""
-    read_budget_max_delay: float = 120.0
+    stretched by (low_read_budget / (remaining + 1))^4: a full bucket stretches nothing."""
+    read_budget_max_delay: float = 400.0
     """Longest delay a low read budget imposes, before its +/-50 % spread (and never past
-    ``retry_after_max``). At ARM's 25 reads/s this paces about 3,000 watches per
-    subscription; beyond that ARM's 429s and their Retry-After do the rest."""
+    ``retry_after_max``). It sets how many watches one subscription carries (about 10,000
+    operations started as fast as ARM's write bucket allows, at under 1 % 429s) and the
+    lag a rollout that saturates the bucket pays (about this much at p95): see
+    docs/performance.md, "Fleet"."""
     progress_projection: bool = True
     """Use ARM's ``percentComplete`` to move the next read towards the projected end."""
     progress_margin: float = 0.15
@@ -84,6 +92,13 @@ class PollPolicy:
     progress_lengthen_max: float = 1.25
     """Far from its projected end, the regular delay is lengthened at most this many times
     (and never past ``max_delay``): an operation can still fail before its projected end."""
+    lead: float = 1.0
+    """Seconds every computed wait is shortened by, so that the read lands when the
+    schedule meant it to: the typical time from a follow-up's scheduled enqueue time to
+    its status read answering (Service Bus scheduled delivery, trigger dispatch, the ARM
+    round trip). Never below ``min_delay * (1 - jitter)``, and never below Retry-After:
+    Retry-After bounds when the *request* may leave, and how short the hops before it can
+    be is unknown, so only our own schedule is brought forward."""
 
 
 def jitter_fraction(key: str, attempt: int) -> float:
@@ -112,6 +127,7 @@ def poll_delay(
     ``percentComplete`` and ``since_start`` the time since the operation started (from
     ARM's ``startTime``; ``elapsed`` stands in when it is None).
 
+    The wait is shortened by ``policy.lead`` (the hops of the cycle make up the rest).
     The result is at least ``min_delay * (1 - jitter)``, at most
     ``max(max_delay * (1 + jitter), retry_after_max)``, and never below ``retry_after``
     (clamped to ``retry_after_max``).
@@ -127,15 +143,15 @@ def poll_delay(
         )
     jittered = delay * (1.0 + policy.jitter * jitter)
     if remaining_reads is not None and remaining_reads < policy.low_read_budget:
-        # The subscription's read bucket is running low: slow down, steeply as it empties,
-        # so that all readers together settle near its refill rate before ARM answers 429.
-        stretch = (policy.low_read_budget / (max(remaining_reads, 0) + 1)) ** _BUDGET_EXPONENT
-        stretched = min(
-            delay * min(stretch, policy.read_budget_stretch_max), policy.read_budget_max_delay
-        )
-        stretched *= 1.0 + _BUDGET_SPREAD * jitter
-        jittered = max(jittered, min(stretched, policy.retry_after_max))
-    delay = jittered
+        # The subscription's read bucket is being drawn down: slow down, steeply as it
+        # empties, so that all readers together settle below its refill rate. Young and
+        # old watches alike reach the ceiling near empty: young ones are the many.
+        scarce = (policy.low_read_budget / (max(remaining_reads, 0) + 1)) ** _BUDGET_EXPONENT
+        target = min(delay * scarce, policy.read_budget_max_delay)
+        extra = max(target - delay, 0.0) * (1.0 + _BUDGET_SPREAD * jitter)
+        jittered = max(jittered, min(delay + extra, policy.retry_after_max))
+    # Bring the read forward by the typical hop latency, never below the shortest wait.
+    delay = max(jittered - policy.lead, policy.min_delay * (1.0 - policy.jitter))
     if retry_after is not None:
         delay = max(delay, min(retry_after, policy.retry_after_max))
     return max(delay, 0.0)

@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from ops_status.clock import format_time, parse_time
@@ -523,14 +523,20 @@ def _segment_problem(segment: str) -> str | None:
 # -- optional fields ------------------------------------------------------------------
 
 
+def is_plain_id(value: object) -> TypeGuard[str]:
+    """True for what a correlation id may be: 1-128 printable ASCII characters, no space at
+    either end. Rejections echo recovered ids only when they pass the same test."""
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_CORRELATION_ID_LENGTH
+        and _CORRELATION_ID.fullmatch(value) is not None
+    )
+
+
 def _optional_correlation_id(value: Any, errors: list[str]) -> str | None:
     if value is None:
         return None
-    if (
-        not isinstance(value, str)
-        or len(value) > MAX_CORRELATION_ID_LENGTH
-        or not _CORRELATION_ID.fullmatch(value)
-    ):
+    if not is_plain_id(value):
         errors.append(
             f"correlationId must be 1-{MAX_CORRELATION_ID_LENGTH} printable ASCII characters"
         )

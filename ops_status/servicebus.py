@@ -2,9 +2,9 @@
 
 Two outputs, two methods: ``schedule_poll`` puts the next poll on the polls queue
 with a scheduled enqueue time; ``send_event`` publishes a terminal or rejection event
-on the topic. (``submit`` is the pipeline's side, for the CLI: a fresh watch on the
-intake queue; the app itself never sends there.) The Functions output binding can do
-neither: it cannot schedule or set properties.
+on the topic. ``ServiceBusIntakeClient.submit`` is the pipeline's side, for the CLI: a
+fresh watch on the intake queue (the app itself never sends there). The Functions output
+binding can do neither: it cannot schedule or set properties.
 
 One ``ServiceBusClient`` per process and one sender per entity, opened on first use
 and kept: opening costs a connection and a CBS handshake. The SDK documents no thread
@@ -28,7 +28,7 @@ from ops_status.events import OutboundMessage
 from ops_status.logs import log
 from ops_status.settings import SEND_TIMEOUT
 
-__all__ = ["Intake", "Outputs", "ServiceBusOutputClient"]
+__all__ = ["Intake", "Outputs", "ServiceBusIntakeClient", "ServiceBusOutputClient"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +51,7 @@ class Intake(Protocol):
 
 
 class ServiceBusOutputClient:
-    """Sends to the polls queue and the events topic of one namespace (and, for the CLI,
-    to the intake queue).
+    """Sends to the polls queue and the events topic of one namespace.
 
     Example::
 
@@ -61,47 +60,56 @@ class ServiceBusOutputClient:
         outputs.send_event(message)
     """
 
-    def __init__(
-        self,
-        client: ServiceBusClient,
-        *,
-        polls_queue: str,
-        topic: str,
-        intake_queue: str | None = None,
-    ) -> None:
-        self._client = client
-        self._queues = {polls_queue} | ({intake_queue} if intake_queue else set())
+    def __init__(self, client: ServiceBusClient, *, polls_queue: str, topic: str) -> None:
+        self._senders = _Senders(client, queues={polls_queue}, topics={topic})
         self._polls_queue = polls_queue
-        self._intake_queue = intake_queue
         self._topic = topic
-        self._senders: dict[str, ServiceBusSender] = {}
-        self._locks = {entity: threading.Lock() for entity in (*self._queues, topic)}
 
     def schedule_poll(self, message: OutboundMessage, enqueue_at: datetime) -> None:
         sb_message = _to_sdk(
             message, scheduled_enqueue_time_utc=enqueue_at.astimezone(timezone.utc)
         )
-        self._send(self._polls_queue, sb_message, message)
+        self._senders.send(self._polls_queue, sb_message, message)
+
+    def send_event(self, message: OutboundMessage) -> None:
+        self._senders.send(self._topic, _to_sdk(message), message)
+
+    def close(self) -> None:
+        self._senders.close()
+
+
+class ServiceBusIntakeClient:
+    """The pipeline's side (the CLI's ``submit``): sends fresh watches to the intake queue.
+
+    Example::
+
+        intake = ServiceBusIntakeClient(client, intake_queue="ops-status-intake")
+        intake.submit(message)
+    """
+
+    def __init__(self, client: ServiceBusClient, *, intake_queue: str) -> None:
+        self._senders = _Senders(client, queues={intake_queue}, topics=set())
+        self._intake_queue = intake_queue
 
     def submit(self, message: OutboundMessage) -> None:
         """Put a fresh watch on the intake queue, receivable at once (by the broker's clock:
         a runner whose clock runs ahead cannot delay the first read)."""
-        if self._intake_queue is None:
-            raise ValueError("this client was built without an intake queue")
-        self._send(self._intake_queue, _to_sdk(message), message)
-
-    def send_event(self, message: OutboundMessage) -> None:
-        self._send(self._topic, _to_sdk(message), message)
+        self._senders.send(self._intake_queue, _to_sdk(message), message)
 
     def close(self) -> None:
-        for entity, lock in self._locks.items():
-            with lock:
-                sender = self._senders.pop(entity, None)
-                if sender is not None:
-                    _close_quietly(sender)
-        self._client.close()
+        self._senders.close()
 
-    def _send(self, entity: str, sb_message: ServiceBusMessage, message: OutboundMessage) -> None:
+
+class _Senders:
+    """One sender per entity, opened on first use, each used under its own lock."""
+
+    def __init__(self, client: ServiceBusClient, *, queues: set[str], topics: set[str]) -> None:
+        self._client = client
+        self._queues = queues
+        self._senders: dict[str, ServiceBusSender] = {}
+        self._locks = {entity: threading.Lock() for entity in queues | topics}
+
+    def send(self, entity: str, sb_message: ServiceBusMessage, message: OutboundMessage) -> None:
         with self._locks[entity]:
             sender = self._senders.get(entity)
             if sender is None:
@@ -137,6 +145,14 @@ class ServiceBusOutputClient:
             sent_message_id=message.message_id,
             size=len(message.body),
         )
+
+    def close(self) -> None:
+        for entity, lock in self._locks.items():
+            with lock:
+                sender = self._senders.pop(entity, None)
+                if sender is not None:
+                    _close_quietly(sender)
+        self._client.close()
 
 
 def _to_sdk(message: OutboundMessage, **extra: Any) -> ServiceBusMessage:

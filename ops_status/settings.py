@@ -26,7 +26,14 @@ from ops_status.policy import PollPolicy
 __all__ = [
     "REQUIRED_SETTINGS",
     "SETTINGS_WITH_DEFAULTS",
+    "ArmSettings",
+    "IdentitySettings",
+    "ServiceBusSettings",
     "Settings",
+    "load_arm_settings",
+    "load_entity_name",
+    "load_identity_settings",
+    "load_service_bus_settings",
     "load_settings",
 ]
 
@@ -54,6 +61,8 @@ POLL_MIN_DELAY = "OPS_STATUS_POLL_MIN_DELAY"
 POLL_MAX_DELAY = "OPS_STATUS_POLL_MAX_DELAY"
 POLL_GROWTH = "OPS_STATUS_POLL_GROWTH"
 POLL_JITTER = "OPS_STATUS_POLL_JITTER"
+POLL_LEAD = "OPS_STATUS_POLL_LEAD"
+READ_BUDGET_MAX_DELAY = "OPS_STATUS_READ_BUDGET_MAX_DELAY"
 RETRY_AFTER_MAX = "OPS_STATUS_RETRY_AFTER_MAX"
 NOT_FOUND_GRACE = "OPS_STATUS_NOT_FOUND_GRACE"
 AUTH_FAILURE_GRACE = "OPS_STATUS_AUTH_FAILURE_GRACE"
@@ -94,6 +103,8 @@ SETTINGS_WITH_DEFAULTS: Mapping[str, str] = {
     POLL_MAX_DELAY: f"{_DEFAULT_POLICY.max_delay:g}",
     POLL_GROWTH: f"{_DEFAULT_POLICY.growth:g}",
     POLL_JITTER: f"{_DEFAULT_POLICY.jitter:g}",
+    POLL_LEAD: f"{_DEFAULT_POLICY.lead:g}",
+    READ_BUDGET_MAX_DELAY: f"{_DEFAULT_POLICY.read_budget_max_delay:g}",
     RETRY_AFTER_MAX: f"{_DEFAULT_POLICY.retry_after_max:g}",
     NOT_FOUND_GRACE: f"{_DEFAULT_POLICY.not_found_grace:g}",
     AUTH_FAILURE_GRACE: f"{_DEFAULT_POLICY.auth_failure_grace:g}",
@@ -107,23 +118,21 @@ _ENTITY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/~]{0,259}")
 _LOOPBACK_NAMES = {"localhost"}
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Validated configuration of one process. Build it with ``load_settings()``."""
+@dataclass(frozen=True, kw_only=True)
+class IdentitySettings:
+    """Which Azure credential to use, and the HTTP timeouts its token calls get."""
 
-    intake_queue: str
-    """Where pipelines send watch requests (every message there is a fresh watch)."""
-    polls_queue: str
-    """Where the product schedules its own follow-ups (only the app's identity sends here)."""
-    events_topic: str
-    arm_endpoint: str
     credential: CredentialKind = "managedidentity"
     client_id: str | None = None
-    service_bus_namespace: str | None = None
-    service_bus_connection_string: str | None = field(default=None, repr=False)
     http_connect_timeout: float = 5.0
     http_read_timeout: float = 30.0
-    send_retry_delay: float = DEFAULT_SEND_RETRY_DELAY
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArmSettings(IdentitySettings):
+    """What reading an operation's status needs: the ARM endpoint and the poll policy."""
+
+    arm_endpoint: str = SETTINGS_WITH_DEFAULTS[ARM_ENDPOINT]
     policy: PollPolicy = field(default_factory=PollPolicy)
 
     @property
@@ -131,93 +140,135 @@ class Settings:
         """The token scope for the configured ARM endpoint (sovereign clouds included)."""
         return self.arm_endpoint + "/.default"
 
-    def __repr__(self) -> str:
-        # The connection string may carry a SAS key: never print it.
-        secret = "<set>" if self.service_bus_connection_string else None
-        return (
-            f"Settings(intake_queue={self.intake_queue!r}, polls_queue={self.polls_queue!r}, "
-            f"events_topic={self.events_topic!r}, "
-            f"arm_endpoint={self.arm_endpoint!r}, credential={self.credential!r}, "
-            f"client_id={self.client_id!r}, service_bus_namespace={self.service_bus_namespace!r}, "
-            f"service_bus_connection_string={secret!r}, policy={self.policy!r})"
-        )
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceBusSettings:
+    """Where the Service Bus namespace is: by name (with a credential) or a connection string."""
+
+    service_bus_namespace: str | None = None
+    # The connection string may carry a SAS key: never in a repr.
+    service_bus_connection_string: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings(ArmSettings, ServiceBusSettings):
+    """Validated configuration of the function app or worker. Build it with ``load_settings()``."""
+
+    intake_queue: str
+    """Where pipelines send watch requests (every message there is a fresh watch)."""
+    polls_queue: str
+    """Where the product schedules its own follow-ups (only the app's identity sends here)."""
+    events_topic: str
+    send_retry_delay: float = DEFAULT_SEND_RETRY_DELAY
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: str) -> Settings:
     """Read and validate every setting, or raise ``ConfigurationError`` naming the bad one.
 
     ``overrides`` are keyed by setting name (``load_settings(OPS_STATUS_INTAKE_QUEUE="q")``)
-    and beat the environment.
+    and beat the environment. The CLI's commands, which need only parts of this, call the
+    section loaders below instead (``load_arm_settings`` and friends): every setting is
+    still validated by one function, whichever entry point reads it.
 
     Example::
 
         settings = load_settings()            # in function_app.py, at start-up
         settings.policy.min_delay             # validated, typed
     """
-    source: dict[str, str] = dict(os.environ if environ is None else environ)
-    source.update(overrides)
-
-    def optional(name: str) -> str:
-        value = source.get(name, "").strip()
-        return value or SETTINGS_WITH_DEFAULTS[name]
-
-    def required(name: str) -> str:
-        value = source.get(name, "").strip()
-        if not value:
-            raise ConfigurationError(name, "is required but not set")
-        return value
-
-    def number(name: str, *, minimum: float, maximum: float) -> float:
-        raw = optional(name)
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigurationError(name, f"must be a number of seconds, got {raw!r}") from None
-        if not minimum <= value <= maximum:
-            raise ConfigurationError(
-                name, f"must be between {minimum:g} and {maximum:g}, got {raw}"
-            )
-        return value
-
-    intake_queue = _entity_name(INTAKE_QUEUE, required(INTAKE_QUEUE))
-    polls_queue = _entity_name(POLLS_QUEUE, required(POLLS_QUEUE))
+    source = _Source(environ, overrides)
+    intake_queue = load_entity_name(INTAKE_QUEUE, environ, **overrides)
+    polls_queue = load_entity_name(POLLS_QUEUE, environ, **overrides)
     if polls_queue.lower() == intake_queue.lower():
         raise ConfigurationError(
             POLLS_QUEUE,
             f"must differ from {INTAKE_QUEUE}: poll state is trusted only on a queue that "
             "pipelines cannot send to",
         )
-    events_topic = _entity_name(EVENTS_TOPIC, required(EVENTS_TOPIC))
+    events_topic = load_entity_name(EVENTS_TOPIC, environ, **overrides)
+    service_bus = load_service_bus_settings(environ, **overrides)
+    arm = load_arm_settings(environ, **overrides)
+    return Settings(
+        intake_queue=intake_queue,
+        polls_queue=polls_queue,
+        events_topic=events_topic,
+        service_bus_namespace=service_bus.service_bus_namespace,
+        service_bus_connection_string=service_bus.service_bus_connection_string,
+        credential=arm.credential,
+        client_id=arm.client_id,
+        http_connect_timeout=arm.http_connect_timeout,
+        http_read_timeout=arm.http_read_timeout,
+        arm_endpoint=arm.arm_endpoint,
+        policy=arm.policy,
+        send_retry_delay=source.number(SEND_RETRY_DELAY, minimum=0, maximum=60),
+    )
 
-    namespace = source.get(SERVICE_BUS_NAMESPACE, "").strip() or None
-    connection_string = source.get(SERVICE_BUS_CONNECTION, "").strip() or None
+
+def load_entity_name(
+    setting: str, environ: Mapping[str, str] | None = None, **overrides: str
+) -> str:
+    """One required Service Bus entity name (a queue or the topic)."""
+    value = _Source(environ, overrides).required(setting)
+    if not _ENTITY_NAME.fullmatch(value):
+        raise ConfigurationError(setting, f"is not a valid Service Bus entity name: {value!r}")
+    return value
+
+
+def load_service_bus_settings(
+    environ: Mapping[str, str] | None = None, **overrides: str
+) -> ServiceBusSettings:
+    """The namespace (identity-based) or, for an emulator, a connection string."""
+    source = _Source(environ, overrides)
+    namespace = source.get(SERVICE_BUS_NAMESPACE) or None
+    connection_string = source.get(SERVICE_BUS_CONNECTION) or None
     if namespace is None and connection_string is None:
         raise ConfigurationError(
             SERVICE_BUS_NAMESPACE,
             f"is required (or {SERVICE_BUS_CONNECTION}: a connection string, for an emulator)",
         )
-    if connection_string is not None and namespace is None:
-        _check_connection_string(connection_string)
+    if namespace is not None:
+        return ServiceBusSettings(service_bus_namespace=namespace)
+    assert connection_string is not None
+    _check_connection_string(connection_string)
+    return ServiceBusSettings(service_bus_connection_string=connection_string)
 
-    client_id = source.get(CLIENT_ID, "").strip() or None
-    trigger_client_id = source.get(SERVICE_BUS_CLIENT_ID, "").strip() or None
+
+def load_identity_settings(
+    environ: Mapping[str, str] | None = None, **overrides: str
+) -> IdentitySettings:
+    """The credential kind, the identity's client id and the HTTP timeouts."""
+    source = _Source(environ, overrides)
+    client_id = source.get(CLIENT_ID) or None
+    trigger_client_id = source.get(SERVICE_BUS_CLIENT_ID) or None
     if client_id and trigger_client_id and client_id != trigger_client_id:
         raise ConfigurationError(
             CLIENT_ID,
             f"differs from {SERVICE_BUS_CLIENT_ID}: the trigger and the app must use one identity",
         )
-
-    credential = optional(CREDENTIAL).lower()
+    credential = source.optional(CREDENTIAL).lower()
     if credential not in ("managedidentity", "default"):
         raise ConfigurationError(
             CREDENTIAL, f"must be 'managedidentity' or 'default', got {credential!r}"
         )
+    return IdentitySettings(
+        credential=credential,  # type: ignore[arg-type]  # checked just above
+        client_id=client_id or trigger_client_id,
+        http_connect_timeout=source.number(HTTP_CONNECT_TIMEOUT, minimum=0.1, maximum=120),
+        http_read_timeout=source.number(HTTP_READ_TIMEOUT, minimum=0.1, maximum=300),
+    )
 
+
+def load_arm_settings(environ: Mapping[str, str] | None = None, **overrides: str) -> ArmSettings:
+    """The identity settings plus the ARM endpoint and the poll policy (all have defaults)."""
+    source = _Source(environ, overrides)
+    identity = load_identity_settings(environ, **overrides)
+    number = source.number
     policy = PollPolicy(
         min_delay=number(POLL_MIN_DELAY, minimum=1, maximum=3600),
         max_delay=number(POLL_MAX_DELAY, minimum=1, maximum=3600),
         growth=number(POLL_GROWTH, minimum=0, maximum=10),
         jitter=number(POLL_JITTER, minimum=0, maximum=0.5),
+        lead=number(POLL_LEAD, minimum=0, maximum=60),
+        read_budget_max_delay=number(READ_BUDGET_MAX_DELAY, minimum=10, maximum=3600),
         retry_after_max=number(RETRY_AFTER_MAX, minimum=1, maximum=3600),
         default_timeout=number(DEFAULT_TIMEOUT, minimum=10, maximum=7 * 86400),
         max_timeout=number(MAX_TIMEOUT, minimum=10, maximum=7 * 86400),
@@ -230,21 +281,46 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: str) ->
         raise ConfigurationError(POLL_MAX_DELAY, f"must not be below {POLL_MIN_DELAY}")
     if policy.default_timeout > policy.max_timeout:
         raise ConfigurationError(DEFAULT_TIMEOUT, f"must not exceed {MAX_TIMEOUT}")
-
-    return Settings(
-        intake_queue=intake_queue,
-        polls_queue=polls_queue,
-        events_topic=events_topic,
-        arm_endpoint=_arm_endpoint(optional(ARM_ENDPOINT)),
-        credential=credential,  # type: ignore[arg-type]  # checked just above
-        client_id=client_id or trigger_client_id,
-        service_bus_namespace=namespace,
-        service_bus_connection_string=connection_string if namespace is None else None,
-        http_connect_timeout=number(HTTP_CONNECT_TIMEOUT, minimum=0.1, maximum=120),
-        http_read_timeout=number(HTTP_READ_TIMEOUT, minimum=0.1, maximum=300),
-        send_retry_delay=number(SEND_RETRY_DELAY, minimum=0, maximum=60),
+    return ArmSettings(
+        credential=identity.credential,
+        client_id=identity.client_id,
+        http_connect_timeout=identity.http_connect_timeout,
+        http_read_timeout=identity.http_read_timeout,
+        arm_endpoint=_arm_endpoint(source.optional(ARM_ENDPOINT)),
         policy=policy,
     )
+
+
+class _Source:
+    """The environment with the overrides on top, read the one way every loader reads it."""
+
+    def __init__(self, environ: Mapping[str, str] | None, overrides: Mapping[str, str]) -> None:
+        self._values = dict(os.environ if environ is None else environ)
+        self._values.update(overrides)
+
+    def get(self, name: str) -> str:
+        return self._values.get(name, "").strip()
+
+    def optional(self, name: str) -> str:
+        return self.get(name) or SETTINGS_WITH_DEFAULTS[name]
+
+    def required(self, name: str) -> str:
+        value = self.get(name)
+        if not value:
+            raise ConfigurationError(name, "is required but not set")
+        return value
+
+    def number(self, name: str, *, minimum: float, maximum: float) -> float:
+        raw = self.optional(name)
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigurationError(name, f"must be a number of seconds, got {raw!r}") from None
+        if not minimum <= value <= maximum:
+            raise ConfigurationError(
+                name, f"must be between {minimum:g} and {maximum:g}, got {raw}"
+            )
+        return value
 
 
 def is_loopback_host(host: str) -> bool:
@@ -277,12 +353,6 @@ def _arm_endpoint(raw: str) -> str:
     except ValueError:
         raise ConfigurationError(ARM_ENDPOINT, f"has an invalid port: {raw!r}") from None
     return f"{parts.scheme}://{parts.netloc.lower()}"
-
-
-def _entity_name(setting: str, value: str) -> str:
-    if not _ENTITY_NAME.fullmatch(value):
-        raise ConfigurationError(setting, f"is not a valid Service Bus entity name: {value!r}")
-    return value
 
 
 def _check_connection_string(value: str) -> None:

@@ -1,9 +1,17 @@
 """A local Azure Service Bus emulator: a real AMQP 1.0 endpoint for the azure-servicebus SDK.
 
-Never deployed. Modules: ``config`` (entity configuration), ``broker`` (in-memory state and
-rules), ``codec`` (message bytes), ``management`` (request-response operations),
-``auth`` (SAS verification and claims), ``amqp`` (the python-qpid-proton reactor handler),
-``emulator`` (the public facade), ``__main__`` (the CLI: ``python -m emulators.servicebus --help``).
+Never deployed. Modules:
+
+- ``config``: entity configuration (and the SQL filter subset the template uses);
+- ``broker``: the in-memory state behind one lock, backed by ``entities`` (queues, topics,
+  subscriptions), ``locks`` (PeekLock), ``model`` (stored messages, deliveries),
+  ``errors`` (its error tree) and ``inspection`` (read-only counts for tests);
+- ``codec`` and ``sections``: message bytes and their AMQP sections;
+- ``management``: request-response operations; ``auth``: SAS verification and claims;
+- ``amqp``: the python-qpid-proton reactor handler, with ``deliveries``, ``nodes``
+  (``$cbs``, ``$management``), ``connections`` and ``reactor``;
+- ``emulator``: the public facade;
+- ``__main__``: the CLI (``python -m emulators.servicebus --help``).
 """
 
 from __future__ import annotations

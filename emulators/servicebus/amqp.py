@@ -8,6 +8,14 @@ receiver links (client receives from a queue, subscription or dead-letter queue)
 and dispositions. Every decision about messages is delegated to ``Broker`` (state) and
 ``management`` (request semantics); message bytes are built by ``codec``.
 
+Why over 400 lines: it keeps the handler itself, one class, because proton dispatches
+every event by name to one handler object whose methods share the reactor-thread state
+(connections, consumers, credit): lifecycle, connections, link attach and detach,
+offering messages to receivers, fault injection and shutdown. What a transfer or a
+disposition does is in ``deliveries``, the ``$cbs`` and ``$management`` nodes in
+``nodes``, the per-connection and per-link records in ``connections`` and the
+reactor-loop guard in ``reactor``.
+
 All proton objects live on the reactor thread. Other threads reach it only through
 ``AmqpServer.call`` (an ``EventInjector``), and read ``ServerStats`` under its lock.
 
@@ -33,7 +41,6 @@ Sharp edges of proton as a server for the azure-servicebus 7.15 SDK, handled her
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import queue
@@ -41,125 +48,30 @@ import socket
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from proton import Condition, Delivery, Endpoint, Handler, Link, Terminus, symbol
+from proton import Delivery, Endpoint, Handler, Link, Terminus
 from proton.reactor import ApplicationEvent, Container, EventInjector
 
-from .auth import ROOT_KEY_NAME, Authorizer, Grant, TokenRejectedError, UnauthorizedError
+from .auth import ROOT_KEY_NAME, Authorizer, UnauthorizedError
 from .broker import Broker, BrokerError, NotAllowedError, entity_path
-from .codec import (
-    MalformedMessageError,
-    encode_amqp_value_message,
-    parse_message,
-    split_batch,
-    to_plain,
-)
 from .config import LISTEN, SEND, AuthorizationRule, EmulatorConfig
-from .management import encode_delivered, handle_management_request
+from .connections import CBS_NODE, Connection, LinkInfo, ServerStats
+from .connections import condition as _condition
+from .deliveries import accept_transfer, apply_disposition
+from .management import encode_delivered
+from .nodes import answer_management, answer_put_token, flush_replies
+from .reactor import guarded, quiet_proton_disconnects
 
 __all__ = ["AmqpServer", "ServerStats"]
 
 _LOG = logging.getLogger(__name__)
 
-CBS_NODE = "$cbs"
 #: Credit the broker keeps open on each link a client sends on.
 _CREDIT_WINDOW = 500
 #: How often the reactor applies the passage of time (schedules, lock expiry, TTL).
 TICK_SECONDS = 0.025
-
-_F = TypeVar("_F", bound=Callable[..., None])
-
-
-@dataclass
-class ServerStats:
-    """Counters and switches shared with other threads (always under ``lock``)."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    connections_opened: int = 0
-    connections_active: int = 0
-    #: (audience, token) per put-token; the emulator never logs these.
-    cbs_tokens: list[tuple[str, str]] = field(default_factory=list)
-    reject_cbs: bool = False
-    #: (entity path, reason) per refused token or claim: "InvalidSignature",
-    #: "ExpiredToken", "InvalidAudience", "MalformedToken", or "<Right> claim".
-    authorization_failures: list[tuple[str, str]] = field(default_factory=list)
-
-
-@dataclass
-class _Connection:
-    ident: int
-    connection: Any  # proton.Connection
-    transport: Any  # proton.Transport
-    #: reply address -> the client's receiver link for it (CBS and management replies).
-    reply_links: dict[str, Any] = field(default_factory=dict)
-    #: reply address -> replies waiting for credit on that link.
-    pending_replies: dict[str, deque[bytes]] = field(default_factory=dict)
-    reply_tag: int = 0
-    #: audience path -> what the last accepted put-token for it allows.
-    grants: dict[str, Grant] = field(default_factory=dict)
-
-
-@dataclass
-class _LinkInfo:
-    """What a link is for; stored on the proton link object itself."""
-
-    kind: str  # "send" | "receive" | "cbs-request" | "cbs-reply" | "mgmt-request" | "mgmt-reply"
-    address: str  # entity/store path, or the node address for request-response links
-    connection: int
-    receive_and_delete: bool = False
-    consumer: int | None = None
-
-
-class _QuietDisconnects(logging.Filter):
-    """proton's IO handler logs a client that vanishes mid-write at ERROR ("Couldn't send:
-    BrokenPipeError"). For a broker that is routine (the SDK closes sockets without
-    waiting for our close frame; tests drop connections on purpose), so those records
-    are dropped; every other proton record passes."""
-
-    _ROUTINE = ("BrokenPipeError", "ConnectionResetError", "ConnectionAbortedError")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not (
-            message.startswith(("Couldn't send", "Couldn't recv"))
-            and any(name in message for name in self._ROUTINE)
-        )
-
-
-_PROTON_FILTER = _QuietDisconnects()
-
-
-def _quiet_proton_disconnects() -> None:
-    proton_logger = logging.getLogger("proton")
-    if _PROTON_FILTER not in proton_logger.filters:
-        proton_logger.addFilter(_PROTON_FILTER)
-
-
-def _guarded(method: _F) -> _F:
-    """Never let an exception escape into proton's reactor loop (it would stop every
-    connection). Log it and close the offending connection with an internal error."""
-
-    @functools.wraps(method)
-    def wrapper(self: AmqpServer, event: Any, *args: Any) -> None:
-        try:
-            method(self, event, *args)
-        except Exception:  # noqa: BLE001 - an escaping error would stop the whole reactor
-            _LOG.exception("emulator error in %s", method.__name__)
-            connection = getattr(event, "connection", None)
-            if connection is not None:
-                try:
-                    connection.condition = _condition(
-                        "amqp:internal-error", "Service Bus emulator internal error"
-                    )
-                    connection.close()
-                except Exception:  # noqa: BLE001 - best effort on an already broken connection
-                    _LOG.debug("could not close the connection", exc_info=True)
-
-    return wrapper  # type: ignore[return-value]
 
 
 class AmqpServer(Handler):
@@ -173,7 +85,7 @@ class AmqpServer(Handler):
         container_id: str = "servicebus-emulator",
     ) -> None:
         super().__init__()
-        _quiet_proton_disconnects()
+        quiet_proton_disconnects()
         self.broker = broker
         self.authorizer = authorizer or Authorizer(
             EmulatorConfig(), AuthorizationRule(ROOT_KEY_NAME, "SAS_KEY_VALUE", {"Manage"})
@@ -183,10 +95,10 @@ class AmqpServer(Handler):
         self.stats = ServerStats()
         self.container_id = container_id
         self.ready = threading.Event()
-        self._connections: dict[int, _Connection] = {}
+        self._connections: dict[int, Connection] = {}
         #: every accepted socket not yet known closed (for ``close_sockets``).
         self._sockets: list[socket.socket] = []
-        self._consumers: dict[int, tuple[Any, _LinkInfo]] = {}
+        self._consumers: dict[int, tuple[Any, LinkInfo]] = {}
         self._next_id = 0
         self._calls: queue.Queue[Callable[[], None]] = queue.Queue()
         self._injector = EventInjector()
@@ -250,12 +162,12 @@ class AmqpServer(Handler):
 
     # -- reactor events -----------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def on_reactor_init(self, event: Any) -> None:
         event.container.schedule(TICK_SECONDS, self)
         self.ready.set()
 
-    @_guarded
+    @guarded
     def on_timer_task(self, event: Any) -> None:
         if self._stopping:
             self._finish_shutdown()
@@ -274,7 +186,7 @@ class AmqpServer(Handler):
 
     # -- connections -----------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def on_connection_bound(self, event: Any) -> None:
         transport = event.transport
         sasl = transport.sasl()
@@ -284,7 +196,7 @@ class AmqpServer(Handler):
             self._sockets = [sock for sock in self._sockets if sock.fileno() != -1]
             self._sockets.append(selectable._delegate)
         self._next_id += 1
-        conn = _Connection(self._next_id, event.connection, transport)
+        conn = Connection(self._next_id, event.connection, transport)
         event.connection.sb_connection = conn.ident
         self._connections[conn.ident] = conn
         with self.stats.lock:
@@ -292,30 +204,30 @@ class AmqpServer(Handler):
             self.stats.connections_active = len(self._connections)
         _LOG.debug("connection %d accepted", conn.ident)
 
-    @_guarded
+    @guarded
     def on_connection_remote_open(self, event: Any) -> None:
         connection = event.connection
         if connection.state & Endpoint.LOCAL_UNINIT:
             connection.container = self.container_id
             connection.open()
 
-    @_guarded
+    @guarded
     def on_session_remote_open(self, event: Any) -> None:
         if event.session.state & Endpoint.LOCAL_UNINIT:
             event.session.open()
 
-    @_guarded
+    @guarded
     def on_connection_remote_close(self, event: Any) -> None:
         if not event.connection.state & Endpoint.LOCAL_CLOSED:
             event.connection.close()
         self._forget_connection(event.connection)
 
-    @_guarded
+    @guarded
     def on_session_remote_close(self, event: Any) -> None:
         if not event.session.state & Endpoint.LOCAL_CLOSED:
             event.session.close()
 
-    @_guarded
+    @guarded
     def on_transport_closed(self, event: Any) -> None:
         connection = event.connection
         if connection is not None:
@@ -335,7 +247,7 @@ class AmqpServer(Handler):
 
     # -- links ---------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def on_link_remote_open(self, event: Any) -> None:
         link = event.link
         if not link.state & Endpoint.LOCAL_UNINIT:
@@ -369,27 +281,27 @@ class AmqpServer(Handler):
         else:
             self._pump_link(link, info)
 
-    def _attach_outgoing(self, link: Any, conn: _Connection) -> _LinkInfo:
+    def _attach_outgoing(self, link: Any, conn: Connection) -> LinkInfo:
         """The client attached a receiver: we send from ``source``."""
         source = link.remote_source.address or ""
         link.snd_settle_mode = link.remote_snd_settle_mode
         link.rcv_settle_mode = link.remote_rcv_settle_mode
         if source == CBS_NODE:
             conn.reply_links[source] = link
-            return _LinkInfo("cbs-reply", source, conn.ident)
+            return LinkInfo("cbs-reply", source, conn.ident)
         path = entity_path(source)
         if path.lower().endswith("/$management"):
             self._authorize(conn, path, None)
             self.broker.check_management(path)
             conn.reply_links[path.lower()] = link
-            return _LinkInfo("mgmt-reply", path.lower(), conn.ident)
+            return LinkInfo("mgmt-reply", path.lower(), conn.ident)
         # Authorization before existence, as on Service Bus: no probing for entity names.
         self._authorize(conn, path, LISTEN)
         if link.remote_source.filter is not None and _has_session_filter(link):
             raise NotAllowedError("The emulator does not support session-enabled entities.")
         store = self.broker.check_receivable(source)
         self._next_id += 1
-        info = _LinkInfo(
+        info = LinkInfo(
             "receive",
             store,
             conn.ident,
@@ -399,28 +311,28 @@ class AmqpServer(Handler):
         self._consumers[self._next_id] = (link, info)
         return info
 
-    def _attach_incoming(self, link: Any, conn: _Connection) -> _LinkInfo:
+    def _attach_incoming(self, link: Any, conn: Connection) -> LinkInfo:
         """The client attached a sender: we receive into ``target``."""
         target = link.remote_target.address or ""
         link.snd_settle_mode = link.remote_snd_settle_mode
         link.rcv_settle_mode = link.remote_rcv_settle_mode
         if target == CBS_NODE:
-            return _LinkInfo("cbs-request", target, conn.ident)
+            return LinkInfo("cbs-request", target, conn.ident)
         path = entity_path(target)
         if path.lower().endswith("/$management"):
             self._authorize(conn, path, None)
             self.broker.check_management(path)
-            return _LinkInfo("mgmt-request", path.lower(), conn.ident)
+            return LinkInfo("mgmt-request", path.lower(), conn.ident)
         self._authorize(conn, path, SEND)
         entity = self.broker.check_sendable(target)
         # Advertised so the SDK sizes batches to the Standard-tier limit.
         link.max_message_size = self.broker.max_message_size(target)
-        return _LinkInfo("send", entity, conn.ident)
+        return LinkInfo("send", entity, conn.ident)
 
-    @_guarded
+    @guarded
     def on_link_remote_close(self, event: Any) -> None:
         link = event.link
-        info: _LinkInfo | None = getattr(link, "sb_link", None)
+        info: LinkInfo | None = getattr(link, "sb_link", None)
         if info is not None:
             if info.consumer is not None:
                 self._consumers.pop(info.consumer, None)
@@ -432,10 +344,10 @@ class AmqpServer(Handler):
 
     on_link_remote_detach = on_link_remote_close
 
-    @_guarded
+    @guarded
     def on_link_flow(self, event: Any) -> None:
         link = event.link
-        info: _LinkInfo | None = getattr(link, "sb_link", None)
+        info: LinkInfo | None = getattr(link, "sb_link", None)
         if info is None or not link.is_sender:
             return
         if info.kind == "receive":
@@ -443,11 +355,11 @@ class AmqpServer(Handler):
         elif info.kind in ("cbs-reply", "mgmt-reply"):
             conn = self._connections.get(info.connection)
             if conn is not None:
-                self._flush_replies(conn, info.address)
+                flush_replies(conn, info.address)
 
     # -- deliveries ----------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def on_delivery(self, event: Any) -> None:
         delivery = event.delivery
         link = delivery.link
@@ -456,13 +368,14 @@ class AmqpServer(Handler):
             # close, act on nothing the client still sends (a completion arriving now must
             # not count, the client never sees its outcome).
             return
-        info: _LinkInfo | None = getattr(link, "sb_link", None)
+        info: LinkInfo | None = getattr(link, "sb_link", None)
         if info is None:
             if delivery.link.is_receiver and not delivery.partial:
                 delivery.settle()
             return
         if link.is_sender:
-            self._on_disposition(delivery, info)
+            if apply_disposition(self.broker, delivery, receive_and_delete=info.receive_and_delete):
+                self._pump_all()
             return
         if delivery.aborted:
             delivery.settle()
@@ -472,7 +385,8 @@ class AmqpServer(Handler):
         raw = bytes(link.recv(delivery.pending) or b"")
         link.advance()
         if info.kind == "send":
-            self._on_transfer(delivery, info, raw)
+            if accept_transfer(self.broker, delivery, info.address, raw):
+                self._pump_all()
         elif info.kind == "cbs-request":
             self._on_put_token(delivery, info, raw)
         elif info.kind == "mgmt-request":
@@ -482,113 +396,23 @@ class AmqpServer(Handler):
         if link.credit < _CREDIT_WINDOW // 2 and not link.state & Endpoint.LOCAL_CLOSED:
             link.flow(_CREDIT_WINDOW - link.credit)
 
-    def _on_transfer(self, delivery: Any, info: _LinkInfo, raw: bytes) -> None:
-        limit = self.broker.max_message_size(info.address)
-        if len(raw) > limit:
-            # Service Bus's wording; the SDK maps the condition to MessageSizeExceededError.
-            self._reject(
-                delivery,
-                "amqp:link:message-size-exceeded",
-                f"The received message (size:{len(raw)} bytes) exceeds the limit "
-                f"({limit} bytes) currently allowed on the link.",
-            )
-            return
-        try:
-            message = parse_message(raw)
-            messages = split_batch(message) or [message]
-            self.broker.send(info.address, messages)
-        except MalformedMessageError as exc:
-            self._reject(delivery, "amqp:decode-error", str(exc))
-            return
-        except BrokerError as exc:
-            self._reject(delivery, exc.condition, exc.description)
-            return
-        delivery.update(Delivery.ACCEPTED)
-        delivery.settle()
-        self._pump_all()
-
-    @staticmethod
-    def _reject(delivery: Any, condition: str, description: str) -> None:
-        delivery.local.condition = _condition(condition, description)
-        delivery.update(Delivery.REJECTED)
-        delivery.settle()
-
-    def _on_put_token(self, delivery: Any, info: _LinkInfo, raw: bytes) -> None:
+    def _on_put_token(self, delivery: Any, info: LinkInfo, raw: bytes) -> None:
         delivery.update(Delivery.ACCEPTED)
         delivery.settle()
         conn = self._connections.get(info.connection)
-        try:
-            request = parse_message(raw)
-        except MalformedMessageError as exc:
-            _LOG.info("malformed CBS request: %s", exc)
-            return
-        props = {str(k): to_plain(v) for k, v in request.application_properties.items()}
-        audience = str(props.get("name", ""))
-        body = request.body_value
-        token = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        token = token if isinstance(token, str) else ""
-        with self.stats.lock:
-            self.stats.cbs_tokens.append((audience, token))
-            reject = self.stats.reject_cbs
-        if reject:
-            status, text = 401, "Unauthorized: tokens are rejected"
-            _LOG.debug("put-token for %s rejected (reject_cbs)", audience)
-        else:
-            try:
-                grant = self.authorizer.put_token(audience, token)
-            except TokenRejectedError as exc:
-                status, text = exc.status_code, exc.description
-                path = entity_path(audience).lower()
-                with self.stats.lock:
-                    self.stats.authorization_failures.append((path, exc.reason))
-                # Tokens are credentials: log the audience and the reason only.
-                _LOG.info("put-token for %s refused: %s", audience, exc.reason)
-            else:
-                status, text = 202, "Accepted"
-                if conn is not None:
-                    conn.grants[grant.audience] = grant
-                _LOG.debug("put-token for %s accepted (%s)", audience, grant.identity)
-        reply = encode_amqp_value_message(
-            body=None,
-            correlation_id=request.properties.message_id,
-            application_properties={"status-code": status, "status-description": text},
-        )
-        if conn is not None:
-            self._send_reply(conn, CBS_NODE, reply)
+        answer_put_token(conn, raw, authorizer=self.authorizer, stats=self.stats)
 
-    def _on_management_request(self, delivery: Any, info: _LinkInfo, raw: bytes) -> None:
+    def _on_management_request(self, delivery: Any, info: LinkInfo, raw: bytes) -> None:
         delivery.update(Delivery.ACCEPTED)
         delivery.settle()
         conn = self._connections.get(info.connection)
-        try:
-            request = parse_message(raw)
-        except MalformedMessageError as exc:
-            _LOG.info("malformed management request: %s", exc)
-            return
-        props = {str(k): to_plain(v) for k, v in request.application_properties.items()}
-        operation = str(props.get("operation", ""))
-        entity = info.address.rsplit("/", 1)[0]
-
-        def authorize(right: str) -> None:
-            if conn is None:
-                raise UnauthorizedError("Unauthorized access: the connection is gone.")
-            self._authorize(conn, entity, right)
-
-        reply = handle_management_request(
-            self.broker, entity, operation, request.body_value, authorize
+        answered = answer_management(
+            conn, info.address, raw, broker=self.broker, authorize=self._authorize
         )
-        _LOG.debug("%s on %s -> %d", operation, entity, reply.status_code)
-        encoded = encode_amqp_value_message(
-            body=reply.body,
-            correlation_id=request.properties.message_id,
-            application_properties=reply.application_properties(),
-        )
-        reply_to = (request.properties.reply_to or info.address).lower()
-        if conn is not None:
-            self._send_reply(conn, entity_path(reply_to), encoded)
-        self._pump_all()  # abandon/defer/cancel may have changed what is receivable
+        if answered:
+            self._pump_all()  # abandon/defer/cancel may have changed what is receivable
 
-    def _authorize(self, conn: _Connection, path: str, right: str | None) -> None:
+    def _authorize(self, conn: Connection, path: str, right: str | None) -> None:
         """Raise ``UnauthorizedError`` unless this connection's tokens give ``right`` on
         ``path`` (``None``: any right). Records the refusal for ``authorization_failures``."""
         try:
@@ -598,67 +422,13 @@ class AmqpServer(Handler):
                 self.stats.authorization_failures.append((path.lower(), f"{right or 'any'} claim"))
             raise
 
-    def _send_reply(self, conn: _Connection, address: str, payload: bytes) -> None:
-        conn.pending_replies.setdefault(address, deque()).append(payload)
-        self._flush_replies(conn, address)
-
-    def _flush_replies(self, conn: _Connection, address: str) -> None:
-        link = conn.reply_links.get(address)
-        pending = conn.pending_replies.get(address)
-        if link is None or not pending:
-            return
-        while pending and link.credit > 0:
-            conn.reply_tag += 1
-            delivery = link.delivery(conn.reply_tag.to_bytes(8, "big"))
-            link.send(pending.popleft())
-            link.advance()
-            delivery.settle()  # replies are fire-and-forget; the SDK never settles them
-
-    def _on_disposition(self, delivery: Any, info: _LinkInfo) -> None:
-        """The client settled (or updated) a message we delivered."""
-        token: uuid.UUID | None = getattr(delivery, "sb_lock_token", None)
-        state = delivery.remote_state
-        if token is None or info.receive_and_delete:
-            if delivery.remote_settled:
-                delivery.settle()
-            return
-        if state is None or state == Delivery.RECEIVED:
-            if delivery.remote_settled:  # settled without an outcome: give it back
-                self.broker.release(token)
-                delivery.settle()
-                self._pump_all()
-            return
-        remote = delivery.remote
-        try:
-            if state == Delivery.ACCEPTED:
-                self.broker.complete(token)
-            elif state == Delivery.RELEASED:
-                self.broker.release(token)
-            elif state == Delivery.MODIFIED:
-                if remote.undeliverable:
-                    self.broker.defer(token)
-                else:
-                    self.broker.abandon(token)
-                delivery.local.failed = remote.failed
-                delivery.local.undeliverable = remote.undeliverable
-            elif state == Delivery.REJECTED:
-                reason, description = _dead_letter_details(remote.condition)
-                self.broker.dead_letter(token, reason, description)
-                delivery.local.condition = None  # an echo with an error reads as failure
-            delivery.update(state)
-        except BrokerError as exc:  # lock lost, or dead-lettering a dead letter
-            delivery.local.condition = _condition(exc.condition, exc.description)
-            delivery.update(Delivery.REJECTED)
-        delivery.settle()
-        self._pump_all()
-
     # -- dispatch ------------------------------------------------------------------------
 
     def _pump_all(self) -> None:
         for link, info in list(self._consumers.values()):
             self._pump_link(link, info)
 
-    def _pump_link(self, link: Any, info: _LinkInfo) -> None:
+    def _pump_link(self, link: Any, info: LinkInfo) -> None:
         """Send available messages while the client has credit."""
         if info.kind != "receive":
             return
@@ -750,33 +520,9 @@ class AmqpServer(Handler):
             self._container.stop()
 
 
-def _condition(name: str, description: str) -> Condition:
-    """An AMQP error (for a rejected outcome, a detach or a close). The info map must be
-    present: the SDK indexes ``error[2]`` and proton omits a null info. On a rejected
-    send its callback then fails and the send hangs until its timeout; on a close the
-    SDK's handler dies with an IndexError."""
-    return Condition(name, description, {symbol("com.microsoft:tracking-id"): str(uuid.uuid4())})
-
-
 def _has_session_filter(link: Any) -> bool:
     try:
         described = link.remote_source.filter.get_object()
     except Exception:  # noqa: BLE001 - an undecodable filter is simply not a session filter
         return False
     return bool(described) and "session" in str(described)
-
-
-def _dead_letter_details(condition: Any) -> tuple[str | None, str | None]:
-    """Reason and description from a ``rejected`` outcome's ``com.microsoft:dead-letter``
-    error (the SDK puts them in the error's info map)."""
-    if condition is None:
-        return None, None
-    info = to_plain(condition.info) if condition.info else {}
-    reason = info.get("DeadLetterReason") if isinstance(info, dict) else None
-    description = info.get("DeadLetterErrorDescription") if isinstance(info, dict) else None
-    if description is None:
-        description = condition.description
-    return (
-        None if reason is None else str(reason),
-        None if description is None else str(description),
-    )

@@ -26,7 +26,8 @@ JSON file shape (every key optional, unknown keys are an error so typos surface)
           ],
           "subscriptions": {
             "all": {},
-            "failed": {"filter": {"status": "Failed"}},
+            "succeeded": {"filter": {"status": "Succeeded"}},
+            "failed": {"sql_filter": "status IN ('Failed', 'Canceled', 'TimedOut')"},
             "by-subject": {"filter": {"sys.subject": "OperationFailed"}}
           }
         }
@@ -39,6 +40,15 @@ properties: ``sys.message_id``, ``sys.correlation_id``, ``sys.subject`` (alias
 ``sys.label``), ``sys.content_type``, ``sys.to``, ``sys.reply_to``, ``sys.session_id``,
 ``sys.reply_to_session_id``. ``null``/absent means "match everything" (Service Bus's
 default ``TrueFilter``).
+
+A ``sql_filter`` is a Service Bus SQL filter expression, of which the emulator knows
+exactly the subset the deployment template uses: one predicate, ``prop = 'text'`` or
+``prop IN ('a', 'b', ...)``, where ``prop`` is ``name``, ``user.name`` (application
+property) or ``sys.Name`` (a system property above), and values are single-quoted strings
+(``''`` for a quote). Anything else (AND/OR/NOT, LIKE, numbers, EXISTS, ...) is a
+``ConfigError`` naming the expression, never a filter that silently matches differently.
+It compiles to the same key/value mapping as ``filter``, an ``IN`` list becoming an
+``AnyOf`` value (equal to each of its members); a subscription has one or the other.
 
 ``authorization_rules`` are Shared Access Signature rules, as on Service Bus: at the root
 they are namespace-level rules (valid for every entity), on a queue or topic they are
@@ -69,6 +79,7 @@ __all__ = [
     "SEND",
     "STANDARD_MAX_MESSAGE_SIZE",
     "SYSTEM_FILTER_KEYS",
+    "AnyOf",
     "AuthorizationRule",
     "ConfigError",
     "EmulatorConfig",
@@ -79,6 +90,7 @@ __all__ = [
     "effective_rights",
     "load_config",
     "parse_rights",
+    "parse_sql_filter",
     "parse_subscription_flag",
 ]
 
@@ -235,17 +247,134 @@ def _check_window(window: float | None) -> None:
         raise ConfigError(f"duplicate_detection_window must be positive, not {window!r}")
 
 
+class AnyOf:
+    """A filter value equal to any of ``values``: what SQL ``prop IN (...)`` compiles to.
+
+    The broker compares a filter value with the message's property by ``==``, so this
+    matches when the property equals one of the values; two ``AnyOf`` are equal when they
+    hold the same values.
+    """
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: Iterable[Any]) -> None:
+        self.values = tuple(values)
+        if not self.values:
+            raise ConfigError("AnyOf needs at least one value")
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AnyOf):
+            return frozenset(self.values) == frozenset(other.values)
+        return any(type(other) is type(value) and other == value for value in self.values)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self.values))
+
+    def __repr__(self) -> str:
+        return f"AnyOf({list(self.values)!r})"
+
+
+_SQL_TOKEN = re.compile(
+    r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)"
+    r"|(?P<punct>[=(),]))",
+    re.ASCII,
+)
+
+
+def parse_sql_filter(expression: str) -> dict[str, Any]:
+    """Compile the SQL filter subset the template uses into a filter mapping.
+
+    ``status = 'Succeeded'`` -> ``{"status": "Succeeded"}``; ``status IN ('Failed',
+    'Canceled')`` -> ``{"status": AnyOf(["Failed", "Canceled"])}``; ``user.status`` is
+    ``status``; ``sys.CorrelationId`` is ``sys.correlationid``. Raises ``ConfigError``
+    for anything outside that subset.
+    """
+    if not isinstance(expression, str):
+        raise ConfigError(f"sql_filter must be a string, not {expression!r}")
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    text = expression.rstrip()
+    while position < len(text):
+        match = _SQL_TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            raise _unsupported(expression, f"unexpected text at {text[position:].strip()!r}")
+        kind = match.lastgroup or ""
+        tokens.append((kind, match.group(kind)))
+        position = match.end()
+
+    def take(kind: str, value: str | None = None) -> str:
+        if not tokens:
+            raise _unsupported(expression, "it ends too early")
+        got_kind, got = tokens.pop(0)
+        matches = got.upper() == value if value is not None and kind == "name" else got == value
+        if got_kind != kind or (value is not None and not matches):
+            raise _unsupported(expression, f"unexpected {got!r}")
+        return got
+
+    name = take("name")
+    scope, dot, property_name = name.rpartition(".")
+    if dot and scope.lower() not in ("sys", "user"):
+        raise _unsupported(expression, f"unknown scope {scope!r} (sys or user)")
+    if name.upper() in _SQL_KEYWORDS or property_name.upper() in _SQL_KEYWORDS:
+        raise _unsupported(expression, f"{name!r} is a keyword, not a property")
+    key = f"sys.{property_name}" if scope.lower() == "sys" else property_name
+    if tokens and tokens[0] == ("punct", "="):
+        take("punct", "=")
+        value: Any = _sql_string(take("string"))
+    elif tokens and tokens[0][0] == "name" and tokens[0][1].upper() == "IN":
+        take("name", "IN")
+        take("punct", "(")
+        values = [_sql_string(take("string"))]
+        while tokens and tokens[0] == ("punct", ","):
+            take("punct", ",")
+            values.append(_sql_string(take("string")))
+        take("punct", ")")
+        value = AnyOf(values)
+    else:
+        raise _unsupported(expression, "expected = or IN after the property")
+    if tokens:
+        raise _unsupported(expression, f"unexpected {tokens[0][1]!r} after the predicate")
+    filter_ = {key: value}
+    _check_filter(filter_)
+    return filter_
+
+
+_SQL_KEYWORDS = frozenset({"AND", "OR", "NOT", "IN", "LIKE", "IS", "NULL", "EXISTS", "ESCAPE"})
+
+
+def _sql_string(token: str) -> str:
+    return token[1:-1].replace("''", "'")
+
+
+def _unsupported(expression: str, why: str) -> ConfigError:
+    return ConfigError(
+        f"unsupported SQL filter {expression!r} ({why}): the emulator knows only "
+        "\"prop = 'text'\" and \"prop IN ('a', ...)\", the subset the deployment template uses"
+    )
+
+
 @dataclass(frozen=True)
 class SubscriptionConfig:
-    """A topic subscription: a filter plus the same receive settings a queue has."""
+    """A topic subscription: a filter plus the same receive settings a queue has.
+
+    ``filter`` is a correlation-style mapping; ``sql_filter`` a SQL filter expression of
+    the supported subset (``parse_sql_filter``), compiled into ``filter``.
+    """
 
     filter: Mapping[str, Any] | None = None
     lock_duration: float = DEFAULT_LOCK_DURATION
     max_delivery_count: int = DEFAULT_MAX_DELIVERY_COUNT
     default_message_time_to_live: float | None = None
     dead_lettering_on_message_expiration: bool = False
+    sql_filter: str | None = None
 
     def __post_init__(self) -> None:
+        if self.sql_filter is not None:
+            compiled = parse_sql_filter(self.sql_filter)
+            # dataclasses.replace passes the compiled filter back in: that is not "both".
+            if self.filter is not None and dict(self.filter) != compiled:
+                raise ConfigError("a subscription takes filter or sql_filter, not both")
+            object.__setattr__(self, "filter", compiled)
         _check_filter(self.filter)
         _check_common(
             self.lock_duration, self.max_delivery_count, self.default_message_time_to_live
@@ -370,10 +499,13 @@ class EmulatorConfig:
             return v
 
         def plain(obj: Any) -> dict[str, Any]:
+            compiled = {"filter"} if getattr(obj, "sql_filter", None) is not None else set()
             return {
                 f.name: value(v)
                 for f in fields(obj)
-                if (v := getattr(obj, f.name)) is not None and f.name != "subscriptions" and v != ()
+                if (v := getattr(obj, f.name)) is not None
+                and f.name not in {"subscriptions", *compiled}
+                and v != ()
             }
 
         result: dict[str, Any] = {

@@ -55,6 +55,8 @@ def cli_environment(e2e: E2E, **changes: str | None) -> dict[str, str]:
     environment.update(e2e.environment)
     del environment["OPS_STATUS_CREDENTIAL"]
     environment["PYTHONPATH"] = str(ROOT)
+    # submit's record of what it sent stays out of the user's cache (a test opts in).
+    environment["OPS_STATUS_SUBMIT_HISTORY"] = ""
     for name, value in changes.items():
         if value is None:
             environment.pop(name, None)
@@ -103,16 +105,27 @@ def published(e2e: E2E) -> E2E:
 # -- submit ---------------------------------------------------------------------------
 
 
-def test_submit_puts_the_validated_watch_on_the_queue_once_even_when_retried(e2e: E2E) -> None:
+def test_submit_puts_the_validated_watch_on_the_queue_once_even_when_retried(
+    e2e: E2E, tmp_path: Path
+) -> None:
     url = e2e.stack.arm.status_url("op-submit")
     argv = ["submit", "--status-url", url, "--correlation-id", "run-1", "--context", "a=1"]
+    history = str(tmp_path / "submitted.json")
 
-    first = ops_status(e2e, *argv)
-    retried = ops_status(e2e, *argv)
+    first = ops_status(e2e, *argv, OPS_STATUS_SUBMIT_HISTORY=history)
+    retried = ops_status(e2e, *argv, OPS_STATUS_SUBMIT_HISTORY=history)
 
     assert first.code == retried.code == 0
     assert first.out == retried.out
     assert first.err == ""
+    # The retry is told its copy is dropped, where the first one's event is, and what to do.
+    message_id = first.out.strip()
+    assert retried.err.startswith(
+        f"ops-status: warning: MessageId {message_id} was sent to {INTAKE_QUEUE} from this "
+        "machine 0 min ago: within the queue's duplicate-detection window"
+    )
+    assert f"listen --submission-id {message_id}" in retried.err
+    assert "pass another --correlation-id" in retried.err
     [message] = e2e.stack.servicebus.peek_all(INTAKE_QUEUE)
     assert message.message_id == first.out.strip()
     assert re.fullmatch("[0-9a-f]{32}", message.message_id)
@@ -121,6 +134,14 @@ def test_submit_puts_the_validated_watch_on_the_queue_once_even_when_retried(e2e
     body = assert_valid_watch_request(json.loads(message.body))
     assert body == {"statusUrl": url, "correlationId": "run-1", "context": {"a": "1"}}
     assert e2e.stack.servicebus.duplicates_dropped(INTAKE_QUEUE) == 1
+
+    # A new correlation id is a new watch: no warning, and the queue keeps it.
+    rerun = ops_status(
+        e2e, "submit", "--status-url", url, "--correlation-id", "run-1-attempt-2",
+        OPS_STATUS_SUBMIT_HISTORY=history,
+    )  # fmt: skip
+    assert (rerun.code, rerun.err) == (0, "")
+    assert len(e2e.stack.servicebus.peek_all(INTAKE_QUEUE)) == 2
 
 
 def test_submit_with_a_connection_string_flag_and_no_identity(e2e: E2E) -> None:
@@ -184,7 +205,7 @@ def test_an_invalid_submit_fails_the_step_and_sends_nothing(e2e: E2E) -> None:
     )  # fmt: skip
 
     assert result.code == 64
-    assert result.err.startswith("ops-status: error: invalid watch request: statusUrl")
+    assert result.err.startswith("ops-status: error: invalid watch request: --status-url")
     assert e2e.stack.servicebus.peek_all(INTAKE_QUEUE) == []
 
 

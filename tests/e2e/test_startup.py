@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ops_status.cli import EXIT_USAGE
+from ops_status.cli.output import EXIT_USAGE
 from ops_status.settings import (
     ARM_ENDPOINT,
     AUTH_FAILURE_GRACE,

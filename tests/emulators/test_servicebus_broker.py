@@ -385,7 +385,8 @@ def test_subscription_flag_parses_typed_filters() -> None:
 
 
 def test_shipped_entities_file_loads() -> None:
+    # The product's entities, derived from the template (tests/infra/test_topology.py).
     shipped = Path(__file__).parents[2] / "emulators" / "servicebus" / "entities.json"
     config = load_config(shipped)
-    assert "watches" in config.queues
-    assert "events" in config.topics
+    assert "ops-status-intake" in config.queues
+    assert "ops-status-events" in config.topics

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import pathlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from ops_status import cli
+from ops_status.cli import check, options, output, wiring
 from ops_status.observation import ReadFailure, ReadFailureKind, StatusRead
 from ops_status.request import parse_watch_request, submission_key
 from tests.contracts import assert_valid_watch_request
@@ -36,10 +38,12 @@ SETTING_NAMES = [
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test starts from no ops-status settings at all, and leaves logging as it was."""
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> Iterator[None]:
+    """Each test starts from no ops-status settings at all (and its own submit history),
+    and leaves logging as it was."""
     for name in SETTING_NAMES:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPS_STATUS_SUBMIT_HISTORY", str(tmp_path / "submitted.json"))
     loggers = [logging.getLogger(name) for name in ("azure", "uamqp", "msal", "urllib3")]
     levels = [logger.level for logger in loggers]
     yield
@@ -48,7 +52,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    return cli._parser().parse_args(list(argv))
+    return cli.parse_arguments(list(argv))
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -122,15 +126,103 @@ def test_argument_errors_exit_64_not_2_which_means_timed_out(
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
 
-    assert exit_info.value.code == cli.EXIT_USAGE == 64
+    assert exit_info.value.code == output.EXIT_USAGE == 64
     assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        # An abbreviation is refused, and the hint names the flag it abbreviates.
+        (["listen", "--subscription", "s"], "did you mean --subscription-name?"),
+        (["submit", "--dry", "--status-url", STATUS_URL], "did you mean --dry-run?"),
+        (["listen", "--subscription-name", "s", "--timout", "3"], "did you mean --timeout?"),
+        (["check", "--status-url", STATUS_URL, "--jsn"], "did you mean --json?"),
+        (["lisen", "--subscription-name", "s"], "did you mean ops-status listen?"),
+    ],
+)
+def test_a_typo_prints_the_commands_usage_on_one_line_and_a_hint(
+    argv: list[str], hint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+
+    assert exit_info.value.code == 64
+    usage, error, hint_line = capsys.readouterr().err.splitlines()
+    command = argv[0] if argv[0] in COMMAND_FLAGS else None
+    assert usage.startswith(f"usage: ops-status {command}" if command else "usage: ops-status ")
+    assert "error:" in error
+    assert hint_line.endswith(hint)
+
+
+def test_the_one_line_usage_shows_the_commands_required_flags(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["listen"])
+
+    usage = capsys.readouterr().err.splitlines()[0]
+    assert usage == (
+        "usage: ops-status listen --subscription-name NAME [options]   "
+        "(see: ops-status listen --help)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (["check", "--status-url", "https://evil.example.com/x"], 64),  # invalid request
+        (["listen", "--subscription-name", "s", "--max-events", "0"], 64),  # usage
+        (["submit", "--status-url", STATUS_URL, "--correlation-id", "r"], 64),  # no queue set
+    ],
+)
+def test_debug_adds_the_traceback_and_keeps_the_exit_code(
+    argv: list[str], code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain, _, plain_err = run(capsys, *argv)
+    debug, _, debug_err = run(capsys, *argv, "--debug")
+
+    assert plain == debug == code
+    assert "Traceback" not in plain_err
+    assert debug_err.startswith("Traceback (most recent call last):")
+    assert debug_err.splitlines()[-1] == plain_err.splitlines()[-1]
+
+
+def test_submit_warns_when_the_deadline_is_already_past(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(
+        capsys, "submit", "--dry-run", "--status-url", STATUS_URL, "--correlation-id", "r",
+        "--deadline", "2020-01-01T00:00:00Z",
+    )  # fmt: skip
+
+    assert code == 0
+    assert out.strip() == submission_key(
+        parse_watch_request(
+            json.dumps({"statusUrl": STATUS_URL, "correlationId": "r"}).encode(),
+            arm_endpoint="https://management.azure.com",
+        )
+    )
+    assert err == (
+        "ops-status: warning: --deadline 2020-01-01T00:00:00+00:00 is already past: the watch "
+        "will end TimedOut at its first step, without reading the operation\n"
+    )
+
+
+def test_a_future_deadline_gives_no_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys, "submit", "--dry-run", "--status-url", STATUS_URL, "--correlation-id", "r",
+        "--deadline", "2999-01-01T00:00:00Z",
+    )  # fmt: skip
+
+    assert (code, err) == (0, "")
 
 
 # -- the watch request the flags describe ---------------------------------------------
 
 
 def test_parts_become_the_request_fields() -> None:
-    body = cli._watch_body(
+    body = options.watch_body(
         parse(
             "submit", "--subscription", SUBSCRIPTION, "--location", "West US",
             "--operation-id", "op-1", "--api-version", "2024-10-01", "--correlation-id", "run-1",
@@ -148,7 +240,7 @@ def test_parts_become_the_request_fields() -> None:
 
 
 def test_timeout_is_a_json_number_and_context_values_stay_strings() -> None:
-    body = cli._watch_body(
+    body = options.watch_body(
         parse(
             "submit", "--status-url", STATUS_URL, "--timeout", "3600", "--deadline",
             "2030-01-01T00:00:00Z", "--context", "run=0042", "--context", "sha=1e10",
@@ -165,7 +257,7 @@ def test_timeout_is_a_json_number_and_context_values_stay_strings() -> None:
 
 
 def test_context_json_gives_typed_values_and_merges_with_key_value_pairs() -> None:
-    body = cli._watch_body(
+    body = options.watch_body(
         parse(
             "submit", "--status-url", STATUS_URL, "--context-json", '{"run": 4711, "dry": false}',
             "--context", "stage=prod",
@@ -177,12 +269,12 @@ def test_context_json_gives_typed_values_and_merges_with_key_value_pairs() -> No
 
 @pytest.mark.parametrize("timeout", ["1.5", "90"])
 def test_plain_decimal_timeouts_become_numbers(timeout: str) -> None:
-    body = cli._watch_body(parse("submit", "--status-url", STATUS_URL, "--timeout", timeout))
+    body = options.watch_body(parse("submit", "--status-url", STATUS_URL, "--timeout", timeout))
     assert body["timeout"] == float(timeout)
 
 
 def test_a_timeout_that_is_not_a_plain_number_is_left_for_the_validator() -> None:
-    body = cli._watch_body(parse("submit", "--status-url", STATUS_URL, "--timeout", "1h"))
+    body = options.watch_body(parse("submit", "--status-url", STATUS_URL, "--timeout", "1h"))
     assert body["timeout"] == "1h"
 
 
@@ -205,7 +297,7 @@ def test_a_timeout_that_is_not_a_plain_number_is_left_for_the_validator() -> Non
 )
 def test_contradictory_or_incomplete_flags_are_usage_errors(argv: list[str], message: str) -> None:
     with pytest.raises(cli.UsageError, match=re.escape(message)):
-        cli._watch_body(parse("submit", *argv))
+        options.watch_body(parse("submit", *argv))
 
 
 # -- submit without sending -----------------------------------------------------------
@@ -270,8 +362,14 @@ def test_an_invalid_request_fails_with_64_and_every_reason_on_one_line(
     assert out == ""
     assert err.count("\n") == 1
     assert err.startswith("ops-status: error: invalid watch request: ")
-    for reason in ("statusUrl must point at", "correlationId", "timeout"):
+    # Each problem names the flag the user typed, not the JSON field it became.
+    for reason in (
+        "--status-url must point at",
+        "--correlation-id must be 1-128 printable",
+        "--timeout must be a number",
+    ):
         assert reason in err
+    assert "statusUrl" not in err
 
 
 def test_a_timeout_above_the_configured_maximum_is_refused_as_the_function_would(
@@ -307,22 +405,24 @@ def test_a_status_url_for_another_arm_endpoint_is_valid_when_that_endpoint_is_co
 
 
 def test_check_and_watch_need_no_service_bus_queue_or_topic() -> None:
-    settings = cli._settings(parse("check", "--status-url", STATUS_URL))
+    settings = wiring.arm_settings(parse("check", "--status-url", STATUS_URL))
 
     assert settings.arm_endpoint == "https://management.azure.com"
+    assert not hasattr(settings, "intake_queue")
+    assert not hasattr(settings, "service_bus_namespace")
 
 
 def test_the_cli_defaults_to_the_default_azure_credential(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert cli._settings(parse("check", "--status-url", STATUS_URL)).credential == "default"
+    assert wiring.arm_settings(parse("check", "--status-url", STATUS_URL)).credential == "default"
 
     monkeypatch.setenv("OPS_STATUS_CREDENTIAL", "managedidentity")
-    assert cli._settings(parse("check", "--status-url", STATUS_URL)).credential == (
+    assert wiring.arm_settings(parse("check", "--status-url", STATUS_URL)).credential == (
         "managedidentity"
     )
     flagged = parse("check", "--status-url", STATUS_URL, "--credential", "default")
-    assert cli._settings(flagged).credential == "default"
+    assert wiring.arm_settings(flagged).credential == "default"
 
 
 def test_flags_beat_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -337,13 +437,13 @@ def test_flags_beat_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "--connection-string", "Endpoint=sb://flag.servicebus.windows.net/;SharedAccessKeyName=k;"
         "SharedAccessKey=secret", "--arm-endpoint", "https://management.azure.com",
     )  # fmt: skip
-    settings = cli._settings(args, queue=True, service_bus=True)
+    service_bus = wiring.service_bus_settings(args)
 
-    assert settings.intake_queue == "flag-queue"
-    assert settings.service_bus_namespace is None
-    assert settings.service_bus_connection_string is not None
-    assert "flag.servicebus" in settings.service_bus_connection_string
-    assert settings.arm_endpoint == "https://management.azure.com"
+    assert wiring.entity_name(args, "OPS_STATUS_INTAKE_QUEUE") == "flag-queue"
+    assert service_bus.service_bus_namespace is None
+    assert service_bus.service_bus_connection_string is not None
+    assert "flag.servicebus" in service_bus.service_bus_connection_string
+    assert wiring.arm_settings(args).arm_endpoint == "https://management.azure.com"
 
 
 def test_a_namespace_flag_beats_a_connection_string_in_the_environment(
@@ -353,7 +453,7 @@ def test_a_namespace_flag_beats_a_connection_string_in_the_environment(
     args = parse("listen", "--subscription-name", "s", "--namespace", "f.servicebus.windows.net")
     monkeypatch.setenv("OPS_STATUS_EVENTS_TOPIC", "events")
 
-    settings = cli._settings(args, topic=True, service_bus=True)
+    settings = wiring.service_bus_settings(args)
 
     assert settings.service_bus_namespace == "f.servicebus.windows.net"
     assert settings.service_bus_connection_string is None
@@ -406,8 +506,8 @@ def test_a_setting_the_command_does_not_use_is_not_checked(
 def test_check_maps_one_read_to_an_outcome_and_an_exit_code(
     observation: Any, outcome: str, code: int
 ) -> None:
-    assert cli._check_outcome(observation) == (outcome, code)
-    assert cli._observation_document(observation, outcome)["outcome"] == outcome
+    assert check.check_outcome(observation) == (outcome, code)
+    assert check.observation_document(observation, outcome)["outcome"] == outcome
 
 
 @pytest.mark.parametrize(
@@ -415,7 +515,7 @@ def test_check_maps_one_read_to_an_outcome_and_an_exit_code(
     [("Succeeded", 0), ("Failed", 1), ("Canceled", 1), ("Rejected", 1), ("TimedOut", 2)],
 )
 def test_watch_and_listen_map_the_final_status_to_0_1_2(status: str, code: int) -> None:
-    assert cli._EXIT_BY_STATUS.get(status, cli.EXIT_FAILED) == code
+    assert output.EXIT_BY_STATUS.get(status, output.EXIT_FAILED) == code
 
 
 def test_unexpected_errors_are_one_line_with_exit_5_and_a_traceback_only_with_debug(
@@ -425,7 +525,7 @@ def test_unexpected_errors_are_one_line_with_exit_5_and_a_traceback_only_with_de
         def get_operation_status(self, request: object) -> Any:
             raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(cli, "_status_reader", lambda settings: Exploding())
+    monkeypatch.setattr(wiring, "status_reader", lambda settings: Exploding())
 
     code, out, err = run(capsys, "check", "--status-url", STATUS_URL)
     assert (code, out) == (5, "")
@@ -433,8 +533,11 @@ def test_unexpected_errors_are_one_line_with_exit_5_and_a_traceback_only_with_de
         "ops-status: error: unexpected RuntimeError('boom\\nsecond line') "
         "(--debug shows the traceback)\n"
     )
-    with pytest.raises(RuntimeError, match="boom"):
-        cli.main(["check", "--status-url", STATUS_URL, "--debug"])
+    code, out, err = run(capsys, "check", "--status-url", STATUS_URL, "--debug")
+    assert (code, out) == (5, "")
+    assert err.startswith("Traceback (most recent call last):\n")
+    assert "RuntimeError: boom" in err
+    assert err.endswith("ops-status: error: unexpected RuntimeError('boom\\nsecond line')\n")
 
 
 @pytest.mark.parametrize(

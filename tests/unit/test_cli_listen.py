@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ops_status import cli
+from ops_status.cli import output
 from ops_status.listen import (
     BrowsingSource,
     EventFilter,
@@ -233,7 +233,7 @@ def test_an_event_prints_as_one_line_then_arms_error(capsys: pytest.CaptureFixtu
         },
     }
 
-    cli._print_event(ReceivedEvent(json.dumps(document).encode(), document), as_json=False)
+    output.print_event(ReceivedEvent(json.dumps(document).encode(), document), as_json=False)
 
     out = capsys.readouterr().out
     first, rest = out.split("\n", 1)
@@ -247,8 +247,8 @@ def test_an_event_prints_as_one_line_then_arms_error(capsys: pytest.CaptureFixtu
 def test_json_output_is_one_event_per_line_and_non_events_go_to_stderr(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    cli._print_event(event(), as_json=True)
-    cli._print_event(ReceivedEvent(b"\x00garbage", None, message_id="m-9"), as_json=True)
+    output.print_event(event(), as_json=True)
+    output.print_event(ReceivedEvent(b"\x00garbage", None, message_id="m-9"), as_json=True)
 
     captured = capsys.readouterr()
     [line] = captured.out.splitlines()
@@ -262,4 +262,4 @@ def test_a_rejection_prints_its_reasons() -> None:
         "data": {"status": "Rejected", "correlationId": "r", "errors": ["a is bad", "b too"]},
     }
 
-    assert cli._event_line(document) == "t Rejected correlationId=r errors=a is bad; b too"
+    assert output.event_line(document) == "t Rejected correlationId=r errors=a is bad; b too"

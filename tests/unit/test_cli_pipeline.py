@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ops_status import cli
+from ops_status.cli import output, watch
 from ops_status.decision import FinalStatus, Reason
 from ops_status.events import build_terminal_event
 from ops_status.observation import ReadFailure, ReadFailureKind, StatusRead
@@ -181,7 +181,7 @@ def reports_for(settings: Settings) -> list[PollReport]:
 
 def test_progress_off_a_terminal_is_one_plain_line_per_read(settings: Settings) -> None:
     stream = io.StringIO()
-    progress = cli._Progress(stream, live=False)
+    progress = watch.Progress(stream, live=False)
 
     for report in reports_for(settings):
         progress.update(report)
@@ -199,7 +199,7 @@ def test_progress_off_a_terminal_is_one_plain_line_per_read(settings: Settings) 
 
 def test_progress_on_a_terminal_rewrites_one_line_in_place(settings: Settings) -> None:
     stream = io.StringIO()
-    progress = cli._Progress(stream, live=True)
+    progress = watch.Progress(stream, live=True)
 
     for report in reports_for(settings):
         progress.update(report)
@@ -220,12 +220,12 @@ def test_progress_sleep_redraws_the_countdown_on_a_terminal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     slept: list[float] = []
-    monkeypatch.setattr(cli.time, "sleep", slept.append)
+    monkeypatch.setattr(watch.time, "sleep", slept.append)
     clock = iter(float(n) / 2 for n in range(100))
-    monkeypatch.setattr(cli.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(watch.time, "monotonic", lambda: next(clock))
     stream = io.StringIO()
 
-    cli._Progress(stream, live=True).sleep(2.0)
+    watch.Progress(stream, live=True).sleep(2.0)
 
     assert slept
     assert all(s <= 1.0 for s in slept)
@@ -237,4 +237,4 @@ def test_progress_sleep_redraws_the_countdown_on_a_terminal(
     [(0.2, "0s"), (59.4, "59s"), (65, "1m05s"), (3600, "1h00m"), (7380, "2h03m"), (-3, "0s")],
 )
 def test_durations_read_like_a_clock(seconds: float, text: str) -> None:
-    assert cli._duration(seconds) == text
+    assert output.duration(seconds) == text

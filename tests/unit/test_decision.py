@@ -494,3 +494,20 @@ def test_timed_out_outcome_keeps_the_details_of_the_last_read() -> None:
     assert late.outcome.operation_name == "op-name"
     assert late.outcome.resource_id == "/subscriptions/x/operationsStatus/op"
     assert late.outcome.start_time == "2026-11-28T11:59:00.000Z"
+
+
+def test_a_follow_up_is_scheduled_early_by_the_lead_but_never_before_retry_after() -> None:
+    leading, plain = replace(POLICY, lead=1.5), replace(POLICY, lead=0)
+    later = T0 + timedelta(seconds=200)
+    first = decide(fresh(), StatusRead("Running"), T0, plain)
+    assert isinstance(first, Reschedule)
+
+    def second(policy: PollPolicy, read: StatusRead) -> Reschedule:
+        action = decide(first.next_request, read, later, policy)
+        assert isinstance(action, Reschedule)
+        return action
+
+    assert second(leading, StatusRead("Running")).delay == pytest.approx(
+        second(plain, StatusRead("Running")).delay - 1.5
+    )
+    assert second(leading, StatusRead("Running", retry_after=60)).delay == 60

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ops_status.policy import PollPolicy, jitter_fraction, poll_delay
 
-POLICY = PollPolicy(min_delay=5, max_delay=30, growth=0.1, jitter=0.1, retry_after_max=600)
+# The schedule without the hop lead (its own tests below), budget knobs as documented.
+POLICY = PollPolicy(
+    min_delay=5,
+    max_delay=30,
+    growth=0.1,
+    jitter=0.1,
+    retry_after_max=600,
+    lead=0,
+    read_budget_max_delay=120,
+)
 
 
 def test_first_checks_are_short_and_later_ones_longer() -> None:
@@ -30,7 +41,7 @@ def test_consecutive_failures_back_off_exponentially_up_to_max_delay() -> None:
 
 
 def test_low_remaining_read_budget_stretches_the_delay() -> None:
-    plenty = poll_delay(POLICY, elapsed=120, remaining_reads=200)
+    plenty = poll_delay(POLICY, elapsed=120, remaining_reads=249)  # a full bucket, minus us
     scarce = poll_delay(POLICY, elapsed=120, remaining_reads=5)
 
     assert plenty == 12
@@ -119,7 +130,7 @@ def test_progress_that_cannot_be_projected_leaves_the_regular_delay(
 
 
 def test_projection_can_be_switched_off() -> None:
-    off = PollPolicy(min_delay=5, max_delay=30, growth=0.1, progress_projection=False)
+    off = PollPolicy(min_delay=5, max_delay=30, growth=0.1, progress_projection=False, lead=0)
 
     assert poll_delay(off, elapsed=200, percent_complete=95, since_start=200) == 20
 
@@ -132,30 +143,97 @@ def test_failures_back_off_whatever_the_last_progress_said() -> None:
     assert delay == 20
 
 
+# -- the hop lead -------------------------------------------------------------------------
+
+LEADING = replace(POLICY, lead=1.5)
+
+
+def test_the_lead_brings_our_own_schedule_forward_by_the_hop_latency() -> None:
+    assert poll_delay(POLICY, elapsed=120) == 12
+    assert poll_delay(LEADING, elapsed=120) == 10.5
+    assert poll_delay(LEADING, elapsed=3600) == POLICY.max_delay - 1.5
+
+
+def test_the_lead_never_takes_a_wait_below_the_shortest_wait() -> None:
+    assert poll_delay(LEADING, elapsed=0) == POLICY.min_delay * (1 - POLICY.jitter)
+    assert poll_delay(LEADING, elapsed=0, jitter=-1.0) == POLICY.min_delay * (1 - POLICY.jitter)
+
+
+def test_the_lead_never_takes_a_wait_below_retry_after() -> None:
+    # Retry-After bounds when the request may leave; the hops before it may be near zero.
+    assert poll_delay(LEADING, elapsed=0, retry_after=10) == 10
+    assert poll_delay(LEADING, elapsed=3600, retry_after=45) == 45
+
+
+@given(
+    elapsed=st.floats(min_value=-1e6, max_value=1e9, allow_nan=False),
+    failures=st.integers(min_value=0, max_value=40),
+    retry_after=st.none() | st.floats(min_value=0, max_value=1e9),
+    remaining=st.none() | st.integers(min_value=-5, max_value=10_000),
+    jitter=st.floats(min_value=-1, max_value=0.999),
+    lead=st.floats(min_value=0, max_value=60),
+)
+def test_a_lead_keeps_the_delay_within_its_bounds(
+    elapsed: float,
+    failures: int,
+    retry_after: float | None,
+    remaining: int | None,
+    jitter: float,
+    lead: float,
+) -> None:
+    policy = replace(POLICY, lead=lead)
+    kwargs = {
+        "elapsed": elapsed,
+        "consecutive_failures": failures,
+        "retry_after": retry_after,
+        "remaining_reads": remaining,
+        "jitter": jitter,
+    }
+
+    delay = poll_delay(policy, **kwargs)  # type: ignore[arg-type]
+
+    assert delay >= POLICY.min_delay * (1 - POLICY.jitter)
+    assert delay <= poll_delay(POLICY, **kwargs)  # type: ignore[arg-type]
+    assert delay <= max(POLICY.max_delay * (1 + POLICY.jitter), POLICY.retry_after_max)
+    if retry_after is not None:
+        assert delay >= min(retry_after, POLICY.retry_after_max)
+
+
 # -- remaining subscription reads -------------------------------------------------------
 
 
 def test_the_stretch_grows_as_the_read_budget_empties() -> None:
     delays = [
-        poll_delay(POLICY, elapsed=120, remaining_reads=r) for r in (250, 200, 150, 100, 50, 0)
+        poll_delay(POLICY, elapsed=120, remaining_reads=r) for r in (250, 249, 200, 150, 100, 50, 0)
     ]
 
-    assert delays[:2] == [12, 12]  # at or above low_read_budget: no stretch
+    assert delays[:2] == [12, 12]  # a full bucket (250, or 249 after our read): no stretch
     assert delays == sorted(delays)
     assert delays[2] > 12
     assert delays[-1] == POLICY.read_budget_max_delay
+
+
+def test_near_an_empty_bucket_young_and_old_watches_alike_wait_the_ceiling() -> None:
+    young = poll_delay(POLICY, elapsed=0, remaining_reads=0)
+    old = poll_delay(POLICY, elapsed=3600, remaining_reads=0)
+
+    assert young == old == POLICY.read_budget_max_delay
 
 
 def test_a_stretched_delay_is_bounded_and_spread_wider_than_the_jitter() -> None:
     low = poll_delay(POLICY, elapsed=3600, remaining_reads=0, jitter=-1.0)
     high = poll_delay(POLICY, elapsed=3600, remaining_reads=0, jitter=0.999)
 
-    assert low == pytest.approx(POLICY.read_budget_max_delay * 0.5)
-    assert high == pytest.approx(POLICY.read_budget_max_delay * 1.4995)
+    # The stretch beyond the regular 30 s is spread +/-50 %, much wider than the jitter.
+    extra = POLICY.read_budget_max_delay - POLICY.max_delay
+    assert low == pytest.approx(POLICY.max_delay + extra * 0.5)
+    assert high == pytest.approx(POLICY.max_delay + extra * 1.4995)
 
 
 def test_the_stretch_never_shortens_and_never_passes_retry_after_max() -> None:
-    tight = PollPolicy(min_delay=5, max_delay=30, retry_after_max=40, read_budget_max_delay=120)
+    tight = PollPolicy(
+        min_delay=5, max_delay=30, retry_after_max=40, read_budget_max_delay=120, lead=0
+    )
 
     assert poll_delay(tight, elapsed=3600, remaining_reads=0, jitter=0.999) == 40
     # a young watch whose stretched delay, spread low, would fall below its own delay

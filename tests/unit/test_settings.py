@@ -75,7 +75,9 @@ def test_connection_string_is_accepted_for_an_emulator_and_never_printed() -> No
         ("OPS_STATUS_CREDENTIAL", "password"),
         ("OPS_STATUS_POLL_MIN_DELAY", "soon"),
         ("OPS_STATUS_POLL_MIN_DELAY", "0"),
-        ("OPS_STATUS_POLL_MAX_DELAY", "2"),
+        ("OPS_STATUS_POLL_MAX_DELAY", "0.5"),
+        ("OPS_STATUS_POLL_LEAD", "-1"),
+        ("OPS_STATUS_READ_BUDGET_MAX_DELAY", "5"),
         ("OPS_STATUS_POLL_JITTER", "0.9"),
         ("OPS_STATUS_DEFAULT_TIMEOUT", "999999"),
         ("OPS_STATUS_HTTP_READ_TIMEOUT", "-1"),
@@ -112,7 +114,8 @@ def test_sample_local_settings_list_every_setting_with_its_default() -> None:
 
     for name, default in SETTINGS_WITH_DEFAULTS.items():
         assert name in values, f"{name} missing from local.settings.sample.json"
-        if name not in ("OPS_STATUS_CREDENTIAL",):  # the sample selects local development
+        # The sample is the playground's (python -m emulators up): its ARM and identity.
+        if name not in ("OPS_STATUS_CREDENTIAL", "OPS_STATUS_ARM_ENDPOINT"):
             assert values[name] == default, name
     for required in (
         "OPS_STATUS_INTAKE_QUEUE",
