@@ -32,6 +32,8 @@ in this process:
 
 Medians are reported; targets: our import adds at most 15 % over the bare SDK imports, and
 no network, credential or client work at import time.
+
+One script, long because its measurements must share one harness to be comparable.
 """
 
 from __future__ import annotations

@@ -41,6 +41,8 @@ are counted and printed (e.g. urllib3 discarding pooled connections). ``--arm-la
 makes the ARM simulator wait before every answer, so reads overlap as they do against
 the real ARM (tens to hundreds of milliseconds per read). What each message led to is
 checked against the emulator's counters (sends to the polls queue and to the topic).
+
+One script, long because its three variants must share one harness to be comparable.
 """
 
 from __future__ import annotations

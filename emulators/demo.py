@@ -18,6 +18,8 @@ summary.
 
 Exit code 0 when every watch ended with the expected event and gate exit code within
 the time limit, and the throttled read was honoured.
+
+One module, a little over 400 lines: it is a script read top to bottom, one story.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ Only the template shapes the template uses are understood: names built with
 literal properties, a ``condition`` that is a boolean parameter. Anything else, an unknown
 entity property, or a rule other than ``$Default`` raises ``TopologyError`` naming it, so
 a template change that the emulator would not reproduce fails loudly instead of drifting.
+
+One module, a little over 400 lines: the reader of one document (the template),
+mostly checks that refuse what the emulator could not reproduce.
 """
 
 from __future__ import annotations

@@ -58,6 +58,9 @@ with a letter or digit), a ``key`` and ``rights``, a non-empty subset of ``Liste
 ``Send``, ``Manage`` (``Manage`` implies the other two). At most 12 rules per level. The
 namespace always also has the root rule ``RootManageSharedAccessKey`` (Manage), which
 the emulator adds itself, so the root list must not name it.
+
+One module, over 400 lines mostly of this docstring: the JSON shape above is one
+format, and its dataclasses, checks and loader are read together.
 """
 
 from __future__ import annotations
@@ -68,6 +71,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Union
+
+from .errors import ConfigError
+from .filters import SYSTEM_FILTER_KEYS, AnyOf, check_filter, parse_sql_filter
 
 __all__ = [
     "DEFAULT_LOCK_DURATION",
@@ -100,30 +106,6 @@ DEFAULT_LOCK_DURATION = 60.0
 DEFAULT_MAX_DELIVERY_COUNT = 10
 #: Service Bus bounds: lock duration at most 5 minutes; dedupe window 20 s to 7 days.
 _MAX_LOCK_DURATION = 300.0
-
-#: ``sys.<key>`` filter keys and the AMQP properties field each one reads.
-SYSTEM_FILTER_KEYS: Mapping[str, str] = {
-    "message_id": "message_id",
-    "messageid": "message_id",
-    "correlation_id": "correlation_id",
-    "correlationid": "correlation_id",
-    "subject": "subject",
-    "label": "subject",
-    "content_type": "content_type",
-    "contenttype": "content_type",
-    "to": "to",
-    "reply_to": "reply_to",
-    "replyto": "reply_to",
-    "session_id": "group_id",
-    "sessionid": "group_id",
-    "reply_to_session_id": "reply_to_group_id",
-    "replytosessionid": "reply_to_group_id",
-}
-
-
-class ConfigError(ValueError):
-    """The entity configuration is malformed (bad key, bad value, bad name)."""
-
 
 #: Service Bus access rights (claims) a rule can grant.
 LISTEN = "Listen"
@@ -214,19 +196,6 @@ def _check_rules(rules: Any, what: str) -> tuple[AuthorizationRule, ...]:
     return rules
 
 
-def _check_filter(filter_: Mapping[str, Any] | None) -> None:
-    if filter_ is None:
-        return
-    if not isinstance(filter_, Mapping):
-        raise ConfigError(f"a subscription filter must be a mapping, not {filter_!r}")
-    for key in filter_:
-        if not isinstance(key, str) or not key:
-            raise ConfigError(f"filter keys must be non-empty strings, not {key!r}")
-        if key.lower().startswith("sys.") and key[4:].lower() not in SYSTEM_FILTER_KEYS:
-            known = ", ".join(sorted({f"sys.{k}" for k in SYSTEM_FILTER_KEYS if "_" in k}))
-            raise ConfigError(f"unknown system property in filter: {key!r} (known: {known})")
-
-
 def _check_common(
     lock_duration: float,
     max_delivery_count: int,
@@ -245,112 +214,6 @@ def _check_window(window: float | None) -> None:
     # tests can use short ones, but zero/negative is surely a mistake.
     if window is not None and window <= 0:
         raise ConfigError(f"duplicate_detection_window must be positive, not {window!r}")
-
-
-class AnyOf:
-    """A filter value equal to any of ``values``: what SQL ``prop IN (...)`` compiles to.
-
-    The broker compares a filter value with the message's property by ``==``, so this
-    matches when the property equals one of the values; two ``AnyOf`` are equal when they
-    hold the same values.
-    """
-
-    __slots__ = ("values",)
-
-    def __init__(self, values: Iterable[Any]) -> None:
-        self.values = tuple(values)
-        if not self.values:
-            raise ConfigError("AnyOf needs at least one value")
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, AnyOf):
-            return frozenset(self.values) == frozenset(other.values)
-        return any(type(other) is type(value) and other == value for value in self.values)
-
-    def __hash__(self) -> int:
-        return hash(frozenset(self.values))
-
-    def __repr__(self) -> str:
-        return f"AnyOf({list(self.values)!r})"
-
-
-_SQL_TOKEN = re.compile(
-    r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)"
-    r"|(?P<punct>[=(),]))",
-    re.ASCII,
-)
-
-
-def parse_sql_filter(expression: str) -> dict[str, Any]:
-    """Compile the SQL filter subset the template uses into a filter mapping.
-
-    ``status = 'Succeeded'`` -> ``{"status": "Succeeded"}``; ``status IN ('Failed',
-    'Canceled')`` -> ``{"status": AnyOf(["Failed", "Canceled"])}``; ``user.status`` is
-    ``status``; ``sys.CorrelationId`` is ``sys.correlationid``. Raises ``ConfigError``
-    for anything outside that subset.
-    """
-    if not isinstance(expression, str):
-        raise ConfigError(f"sql_filter must be a string, not {expression!r}")
-    tokens: list[tuple[str, str]] = []
-    position = 0
-    text = expression.rstrip()
-    while position < len(text):
-        match = _SQL_TOKEN.match(text, position)
-        if match is None or match.end() == position:
-            raise _unsupported(expression, f"unexpected text at {text[position:].strip()!r}")
-        kind = match.lastgroup or ""
-        tokens.append((kind, match.group(kind)))
-        position = match.end()
-
-    def take(kind: str, value: str | None = None) -> str:
-        if not tokens:
-            raise _unsupported(expression, "it ends too early")
-        got_kind, got = tokens.pop(0)
-        matches = got.upper() == value if value is not None and kind == "name" else got == value
-        if got_kind != kind or (value is not None and not matches):
-            raise _unsupported(expression, f"unexpected {got!r}")
-        return got
-
-    name = take("name")
-    scope, dot, property_name = name.rpartition(".")
-    if dot and scope.lower() not in ("sys", "user"):
-        raise _unsupported(expression, f"unknown scope {scope!r} (sys or user)")
-    if name.upper() in _SQL_KEYWORDS or property_name.upper() in _SQL_KEYWORDS:
-        raise _unsupported(expression, f"{name!r} is a keyword, not a property")
-    key = f"sys.{property_name}" if scope.lower() == "sys" else property_name
-    if tokens and tokens[0] == ("punct", "="):
-        take("punct", "=")
-        value: Any = _sql_string(take("string"))
-    elif tokens and tokens[0][0] == "name" and tokens[0][1].upper() == "IN":
-        take("name", "IN")
-        take("punct", "(")
-        values = [_sql_string(take("string"))]
-        while tokens and tokens[0] == ("punct", ","):
-            take("punct", ",")
-            values.append(_sql_string(take("string")))
-        take("punct", ")")
-        value = AnyOf(values)
-    else:
-        raise _unsupported(expression, "expected = or IN after the property")
-    if tokens:
-        raise _unsupported(expression, f"unexpected {tokens[0][1]!r} after the predicate")
-    filter_ = {key: value}
-    _check_filter(filter_)
-    return filter_
-
-
-_SQL_KEYWORDS = frozenset({"AND", "OR", "NOT", "IN", "LIKE", "IS", "NULL", "EXISTS", "ESCAPE"})
-
-
-def _sql_string(token: str) -> str:
-    return token[1:-1].replace("''", "'")
-
-
-def _unsupported(expression: str, why: str) -> ConfigError:
-    return ConfigError(
-        f"unsupported SQL filter {expression!r} ({why}): the emulator knows only "
-        "\"prop = 'text'\" and \"prop IN ('a', ...)\", the subset the deployment template uses"
-    )
 
 
 @dataclass(frozen=True)
@@ -375,7 +238,7 @@ class SubscriptionConfig:
             if self.filter is not None and dict(self.filter) != compiled:
                 raise ConfigError("a subscription takes filter or sql_filter, not both")
             object.__setattr__(self, "filter", compiled)
-        _check_filter(self.filter)
+        check_filter(self.filter)
         _check_common(
             self.lock_duration, self.max_delivery_count, self.default_message_time_to_live
         )

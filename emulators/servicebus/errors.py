@@ -10,6 +10,9 @@
     ├── SendRefusedError            amqp:internal-error (500): an injected fault
     └── MessageSizeExceededError    amqp:link:message-size-exceeded (413)
 
+Configuration problems are a separate root, ``ConfigError`` (a ``ValueError``), raised
+before any client connects.
+
 The AMQP glue turns ``condition`` and ``description`` into the link's or the
 disposition's error; the management node answers with ``status_code``.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 __all__ = [
     "BrokerError",
+    "ConfigError",
     "EntityNotFoundError",
     "MessageLockLostError",
     "MessageNotFoundError",
@@ -71,3 +75,7 @@ class SendRefusedError(BrokerError):
 class MessageSizeExceededError(BrokerError):
     condition = "amqp:link:message-size-exceeded"
     status_code = 413
+
+
+class ConfigError(ValueError):
+    """The entity configuration is malformed (bad key, bad value, bad name)."""

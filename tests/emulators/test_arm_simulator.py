@@ -2,6 +2,8 @@
 
 These tests pin what the simulator promises the product's tests: ARM-shaped bodies and
 headers, ARM's front-door checks, poll-by-poll scripts, fault injection and recording.
+
+Long because the simulator's promises are many and each gets its own small test.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ and the poll policy. The arithmetic behind lock duration, duplicate-detection wi
 redelivery back-off and message TTL is written out once here and in ``docs/deployment.md``;
 role assignments are expanded (copy loops included) and checked for who can reach which
 queue: pipelines may send only to the intake queue, only the app to the polls queue.
+
+One module on purpose, though long: its ARM-expression evaluator is shared by every
+test, and each test pins one property of one document (the template) against the code.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """The command line: arguments → watch request and settings, outcomes → exit codes, help.
 
 Pure: nothing here opens a connection (``submit --dry-run`` validates without sending).
+
+Long because every flag and exit code the command line promises has a test here.
 """
 
 from __future__ import annotations

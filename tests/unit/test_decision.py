@@ -1,4 +1,7 @@
-"""The decision function: one action for every (request, observation, now)."""
+"""The decision function: one action for every (request, observation, now).
+
+Long because ``decide`` is the product's one judgement: a test per branch.
+"""
 
 from __future__ import annotations
 

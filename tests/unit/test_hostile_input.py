@@ -10,6 +10,9 @@ The input classes the fuzz run (benchmarks/fuzz.py) counts have strategies here 
 through the whole handler on both queues: nesting depth 1-2,000, timestamp extremes with
 offsets (in ``deadline`` and in a poll message's ``pollState``), whitespace around every
 string field, and non-ASCII Unicode digits.
+
+Long on purpose: one catalogue of attacks, kept together so a reviewer can see every
+trick that was tried against the one trust boundary.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Watch request parsing: what is accepted, how it is normalised, what is refused and why."""
+"""Watch request parsing: what is accepted, how it is normalised, what is refused and why.
+
+Long because the request contract has many fields, each with accepted and refused forms.
+"""
 
 from __future__ import annotations
 
