@@ -19,9 +19,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 ## test: lint, type-check and run the whole test suite (unit, integration, e2e)
 # Four workers on two cores: most e2e time is spent waiting on the local peers (lock
-# expiries, scheduled deliveries, SDK polling), not on the CPU.
+# expiries, scheduled deliveries, SDK polling), not on the CPU. The long flows are collected
+# first (tests/conftest.py) and idle workers steal queued tests, so none runs alone at the end.
 test: lint
-	$(BIN)/python -m pytest -n 4
+	$(BIN)/python -m pytest -n 4 --dist worksteal
 
 ## test-unit: the pure core only (no sockets), for the inner loop
 test-unit: $(STAMP)

@@ -20,6 +20,12 @@ BASE_ENVIRONMENT = {
 }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long flows (marked ``slow``) first: pytest-xdist hands tests out in collection
+    order, so a two-minute flow collected last would run alone at the end of the suite."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def sample(name: str) -> Any:
     """A JSON sample from tests/samples, parsed."""
     return json.loads((SAMPLES / name).read_text())

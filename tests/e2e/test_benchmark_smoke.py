@@ -42,6 +42,7 @@ def expected(result: VariantResult) -> Counter[str]:
     )
 
 
+@pytest.mark.slow
 def test_handler_cost_runs_every_variant_and_its_counts_add_up() -> None:
     report = run_benchmark(
         messages=24, naive_messages=4, concurrency=CONCURRENCY, arm_latency=ARM_LATENCY

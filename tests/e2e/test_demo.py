@@ -24,6 +24,7 @@ def full_event(lines: list[str]) -> dict[str, object]:
     return document
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_the_demo_tells_the_story_through_the_cli_and_cleans_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

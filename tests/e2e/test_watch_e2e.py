@@ -162,6 +162,7 @@ def run_crashing_worker(e2e: E2E, kind: str) -> int:
     return process.returncode
 
 
+@pytest.mark.slow
 def test_worker_killed_after_scheduling_the_next_poll_does_not_fork_a_chain(e2e: E2E) -> None:
     # Long enough that the killed step's message is redelivered while the operation runs.
     e2e.stack.arm.script("op-kill", [Step.running(repeat=8), Step.succeeded()])
@@ -198,6 +199,7 @@ def test_redelivered_terminal_step_does_not_publish_a_second_event(e2e: E2E) -> 
     assert e2e.stack.servicebus.duplicates_dropped("ops-status-events") >= 1
 
 
+@pytest.mark.slow
 def test_when_sends_keep_failing_the_watch_ends_in_the_dead_letter_queue_intact(e2e: E2E) -> None:
     e2e.stack.arm.script("op-stuck", [Step.running()])
     body = e2e.parts("op-stuck", correlationId="run-dlq")
@@ -217,6 +219,7 @@ def test_when_sends_keep_failing_the_watch_ends_in_the_dead_letter_queue_intact(
     assert e2e.stack.servicebus.active_count(INTAKE_QUEUE) == 0
 
 
+@pytest.mark.slow
 def test_sends_refused_for_a_while_lose_nothing_and_deliveries_are_spaced_out(
     e2e: E2E, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -247,6 +250,7 @@ def test_sends_refused_for_a_while_lose_nothing_and_deliveries_are_spaced_out(
     assert reads[1] - reads[0] >= 1.0
 
 
+@pytest.mark.slow
 def test_identity_outage_longer_than_a_redelivery_loop_dead_letters_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

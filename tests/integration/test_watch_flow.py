@@ -11,6 +11,8 @@ import json
 import time
 from datetime import datetime, timezone
 
+import pytest
+
 from emulators.arm import Step
 from ops_status.bootstrap import build_dependencies
 from ops_status.credential import create_credential
@@ -173,6 +175,7 @@ def test_invalid_request_never_reaches_arm(stack: ArmStack) -> None:
     assert stack.identity.request_count() == 0
 
 
+@pytest.mark.slow
 def test_identity_endpoint_down_for_longer_than_a_redelivery_loop_then_back(
     stack: ArmStack,
 ) -> None:
