@@ -30,8 +30,6 @@ MAX_OPERATION_ID_LENGTH = 256
 
 # Every pattern is used with ``fullmatch``: ``re.match(r"^...$")`` would accept a trailing
 # newline, which would then travel into ARM's path and into events.
-# Every pattern is used with ``fullmatch``: ``re.match(r"^...$")`` would accept a trailing
-# newline, which would then travel into ARM's path and into events.
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _LOCATION = re.compile(r"[A-Za-z0-9 ]{1,64}")
 # Unreserved characters plus a few sub-delimiters seen in real operation ids (``*`` in
