@@ -14,7 +14,6 @@ from emulators.servicebus import ServiceBusEmulator
 
 from .conftest import (
     QUEUE,
-    TOPIC,
     queue_receiver,
     queue_sender,
     receive_exactly,
@@ -91,9 +90,7 @@ def test_peek_pages_by_sequence_number_and_ends_with_an_empty_page(
 ) -> None:
     # given five scheduled messages
     with queue_sender(client) as sender:
-        numbers = sender.schedule_messages(
-            [ServiceBusMessage(f"m{i}") for i in range(5)], _in(600)
-        )
+        numbers = sender.schedule_messages([ServiceBusMessage(f"m{i}") for i in range(5)], _in(600))
     with queue_receiver(client) as browser:
         # when it is browsed two at a time, each page after the last number seen
         pages, start = [], 1

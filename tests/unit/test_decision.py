@@ -82,7 +82,8 @@ def test_the_poll_state_records_the_progress_of_the_last_status_read() -> None:
         ("Running", 40.0),
     ]
     final = later[-1]
-    assert isinstance(final, Reschedule) and final.next_request.state is not None
+    assert isinstance(final, Reschedule)
+    assert final.next_request.state is not None
     assert final.next_request.state.percent_complete is None
 
 
