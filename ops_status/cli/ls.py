@@ -100,9 +100,14 @@ def run(args: argparse.Namespace) -> int:
         for line in render_table(watches, now):
             emit(line)
     unreadable = sum(1 for w in watches if w.request is None)
+    readable = len(watches) - unreadable
     say(
-        f"{len(watches) - unreadable} watch(es) in flight on {queue}"
-        + (f", {unreadable} unreadable follow-up(s)" if unreadable else "")
+        f"{readable} watch{'' if readable == 1 else 'es'} in flight on {queue}"
+        + (
+            f", {unreadable} unreadable follow-up{'' if unreadable == 1 else 's'}"
+            if unreadable
+            else ""
+        )
         + ("" if selected.empty else " (filtered)")
     )
     return EXIT_OK

@@ -326,7 +326,7 @@ def test_ls_json_lists_every_follow_up_and_exits_0(
         "?",
     ]
     assert polls.opened == ["ops-status-polls"]
-    assert "2 watch(es) in flight on ops-status-polls, 1 unreadable" in err
+    assert "2 watches in flight on ops-status-polls, 1 unreadable follow-up" in err
 
 
 def test_ls_filters_from_flags_and_browses_the_queue_the_flag_names(
