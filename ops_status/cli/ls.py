@@ -183,7 +183,8 @@ def _row(watch: InFlightWatch, now: datetime) -> tuple[str, ...]:
     if due is None or due <= now:
         next_read = "due now"
     else:
-        next_read = "in " + duration((due - now).total_seconds())
+        wait = (due - now).total_seconds()
+        next_read = "in <1s" if wait < 1 else "in " + duration(wait)
     first_seen = "-"
     if state is not None:
         first_seen = f"{format_time(state.first_seen)[:19]}Z"
