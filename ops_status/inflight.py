@@ -27,7 +27,9 @@ from ops_status.policy import PollPolicy
 from ops_status.request import WatchRequest, parse_poll_message
 
 __all__ = [
+    "PEEK_BATCH",
     "BrowsedMessage",
+    "Browser",
     "InFlightWatch",
     "WatchFilter",
     "browse_messages",
