@@ -8,7 +8,9 @@ each watch as a pipeline would, through the ``ops-status`` command line only:
   Send rule on the intake queue, nothing else); a request ``submit`` refuses is then sent
   raw, as a pipeline posting its own message could, to show the function rejecting it;
 - ``python -m ops_status listen --submission-id ... --json``: the pipeline's gate, which
-  prints the watch's terminal CloudEvent and exits with its outcome.
+  prints the watch's terminal CloudEvent and exits with its outcome;
+- once, while watches are in flight, ``python -m ops_status ls``: an operator's list of the
+  follow-ups waiting on the polls queue, browsed without taking any.
 
 Progress comes from the worker's own log lines (read from its stderr through a pipe: no
 file is written), e.g. a throttled read shown as ``429, Retry-After 4 s honoured``. The
@@ -175,6 +177,7 @@ def run_demo(*, time_limit: float = 60.0, out: TextIO = sys.stdout) -> int:
         try:
             with ThreadPoolExecutor(max_workers=len(watches)) as pool:
                 futures = [pool.submit(_pipeline, stack, w, console, time_limit) for w in watches]
+                _show_in_flight(stack, console)
                 results = {w.name: f.result() for w, f in zip(watches, futures, strict=True)}
         finally:
             worker.stop("the pipelines are done")
@@ -259,6 +262,23 @@ def _ops_status(stack: LocalStack, *argv: str, **environment: str) -> subprocess
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _show_in_flight(stack: LocalStack, console: Console) -> None:
+    """``ops-status ls`` once, while watches wait on the polls queue: an operator's view of
+    what is in flight, browsed without taking anything (in Azure: Data Receiver on the
+    polls queue)."""
+    servicebus = stack.servicebus
+    if not servicebus.wait_until(lambda: servicebus.scheduled_count(POLLS_QUEUE) >= 2, 15):
+        console.say("ls        skipped: fewer than two watches were in flight at once")
+        return
+    ls = _ops_status(
+        stack, "ls", OPS_STATUS_POLLS_QUEUE=POLLS_QUEUE,
+        ServiceBusConnection=stack.servicebus.connection_string,
+    )  # fmt: skip
+    out, err = ls.communicate(timeout=30)
+    console.say(f"ops-status ls (exit {ls.returncode}): in flight on {POLLS_QUEUE}, nothing taken")
+    console.block((out.rstrip() or err.strip()) + "\n")
 
 
 def _send_raw(stack: LocalStack, watch: DemoWatch, correlation: str) -> str:

@@ -136,7 +136,13 @@ def decide(
 def _after_status(
     request: WatchRequest, state: PollState, read: StatusRead, now: datetime, policy: PollPolicy
 ) -> Action:
-    state = replace(state, last_status=read.status, consecutive_failures=0, streaks={})
+    state = replace(
+        state,
+        last_status=read.status,
+        percent_complete=read.percent_complete,
+        consecutive_failures=0,
+        streaks={},
+    )
     request = request.with_state(state)
     details: dict[str, Any] = {
         "arm_status": read.status,

@@ -83,6 +83,8 @@ class PollState:
     attempt: int = 0
     """Status reads done so far."""
     last_status: str | None = None
+    percent_complete: float | None = None
+    """ARM's ``percentComplete`` in the read that set ``last_status`` (None: not given)."""
     consecutive_failures: int = 0
     """Failed reads of any kind since the last status: drives the back-off."""
     streaks: Mapping[str, FailureStreak] = field(default_factory=dict)
@@ -142,6 +144,7 @@ class WatchRequest:
                 "firstSeen": format_time(self.state.first_seen),
                 "deadline": format_time(self.state.deadline),
                 "lastStatus": self.state.last_status,
+                "percentComplete": self.state.percent_complete,
                 "consecutiveFailures": self.state.consecutive_failures,
             }
             if self.state.streaks:
@@ -459,6 +462,9 @@ def _optional_state(value: Any, policy: PollPolicy, errors: list[str]) -> PollSt
             raise ValueError("counter out of range")
         if last_status is not None and (not isinstance(last_status, str) or len(last_status) > 64):
             raise ValueError("lastStatus")
+        percent_complete = value.get("percentComplete")
+        if percent_complete is not None and not _is_percent(percent_complete):
+            raise ValueError("percentComplete")
         first_seen = parse_time(value["firstSeen"])
         deadline = parse_time(value["deadline"])
         streaks: dict[str, FailureStreak] = {}
@@ -480,8 +486,18 @@ def _optional_state(value: Any, policy: PollPolicy, errors: list[str]) -> PollSt
         deadline=deadline,
         attempt=attempt,
         last_status=last_status,
+        percent_complete=None if percent_complete is None else float(percent_complete),
         consecutive_failures=failures,
         streaks=streaks,
+    )
+
+
+def _is_percent(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 <= value <= 100
     )
 
 

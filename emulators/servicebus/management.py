@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from proton import symbol
@@ -199,7 +199,11 @@ def _peek(broker: Broker, entity: str, body: Any) -> Reply:
     found = broker.peek(entity, start, count)
     if not found:
         return Reply(204, "No messages to peek.", None)
-    return Reply(200, "OK", {"messages": [{"message": encode_delivered(d)} for d in found]})
+    # A peek is a disconnected snapshot: Service Bus does not show a peeked message's lock
+    # ("Message browsing": the lock state can't be observed on peeked messages), and the
+    # SDK would otherwise report ``locked_until_utc`` from x-opt-locked-until.
+    snapshots = [replace(d, locked_until=None, lock_token=None) for d in found]
+    return Reply(200, "OK", {"messages": [{"message": encode_delivered(d)} for d in snapshots]})
 
 
 def _receive_by_sequence_number(broker: Broker, entity: str, body: Any) -> Reply:

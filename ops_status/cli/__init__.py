@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from ops_status import __version__
-from ops_status.cli import check, listen, options, submit, watch, worker
+from ops_status.cli import check, listen, ls, options, submit, watch, worker
 from ops_status.cli.output import EXIT_CODES_HELP, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, say
 from ops_status.errors import (
     ConfigurationError,
@@ -34,7 +34,7 @@ from ops_status.logs import quiet_sdk_loggers
 
 __all__ = ["main"]
 
-_COMMANDS = (submit, check, watch, listen, worker)
+_COMMANDS = (submit, check, watch, listen, ls, worker)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

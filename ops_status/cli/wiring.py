@@ -3,8 +3,9 @@
 Each command loads exactly the settings it uses, through the section loaders of
 ``ops_status.settings`` (the same validation the function app gets): ``check`` and
 ``watch`` read only the ARM settings, ``listen`` only Service Bus and the topic, ``submit``
-the ARM settings, Service Bus and the intake queue. A missing or malformed setting names
-the setting and the flag that can set it.
+the ARM settings, Service Bus and the intake queue, ``ls`` the ARM settings (to parse
+follow-ups as the worker does), Service Bus and the polls queue. A missing or malformed
+setting names the setting and the flag that can set it.
 
 The CLI runs in pipelines and on laptops, not as a managed identity: unless
 OPS_STATUS_CREDENTIAL or ``--credential`` says otherwise it uses DefaultAzureCredential.
@@ -52,6 +53,7 @@ _T = TypeVar("_T")
 
 _FLAGS = {
     names.INTAKE_QUEUE: "--queue",
+    names.POLLS_QUEUE: "--queue",
     names.EVENTS_TOPIC: "--topic",
     names.SERVICE_BUS_NAMESPACE: "--namespace or --connection-string",
     names.SERVICE_BUS_CONNECTION: "--connection-string",
@@ -76,7 +78,8 @@ def service_bus_settings(args: argparse.Namespace) -> ServiceBusSettings:
 
 
 def entity_name(args: argparse.Namespace, setting: str) -> str:
-    """The intake queue (``--queue``) or the events topic (``--topic``)."""
+    """The intake queue (``--queue`` of submit), the polls queue (``--queue`` of ls) or
+    the events topic (``--topic``)."""
     return _load(lambda environ, **overrides: load_entity_name(setting, environ, **overrides), args)
 
 
@@ -89,6 +92,7 @@ def _load(loader: Callable[..., _T], args: argparse.Namespace) -> _T:
         (names.CREDENTIAL, getattr(args, "credential", None)),
         (names.ARM_ENDPOINT, getattr(args, "arm_endpoint", None)),
         (names.INTAKE_QUEUE, getattr(args, "queue", None)),
+        (names.POLLS_QUEUE, getattr(args, "polls_queue", None)),
         (names.EVENTS_TOPIC, getattr(args, "topic", None)),
     ):
         if value is not None:

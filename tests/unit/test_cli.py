@@ -78,6 +78,10 @@ COMMAND_FLAGS = {
         "--subscription-name", "--operation-id", "--correlation-id", "--timeout",
         "--max-events", "--complete", "--namespace", "--connection-string", "--topic", "--json",
     ],
+    "ls": [
+        "--correlation-id", "--subscription", "--status", "--namespace", "--connection-string",
+        "--queue", "--arm-endpoint", "--credential", "--json",
+    ],
     "worker": ["--concurrency", "--max-lock-renewal"],
 }  # fmt: skip
 

@@ -68,6 +68,25 @@ def test_running_reschedules_with_state_carried_forward() -> None:
     assert action.not_before == T0 + timedelta(seconds=action.delay)
 
 
+def test_the_poll_state_records_the_progress_of_the_last_status_read() -> None:
+    # given a read with progress, then one without, then a failed read
+    transient = ReadFailure(ReadFailureKind.TRANSIENT, "HTTP 503", 503)
+    actions = run([StatusRead("Running", percent_complete=40), transient])
+    later = run([StatusRead("Running", percent_complete=40), StatusRead("Running")])
+
+    # then the progress travels with the status it came with; a failed read keeps what
+    # was last seen, and a read without progress clears it
+    states = [a.next_request.state for a in actions if isinstance(a, Reschedule)]
+    assert [(s.last_status, s.percent_complete) for s in states if s] == [
+        ("Running", 40.0),
+        ("Running", 40.0),
+    ]
+    final = later[-1]
+    assert isinstance(final, Reschedule)
+    assert final.next_request.state is not None
+    assert final.next_request.state.percent_complete is None
+
+
 def test_success_after_several_polls_finishes_once_with_the_poll_count() -> None:
     actions = run([StatusRead("Running")] * 4 + [StatusRead("Succeeded", end_time="e")])
 

@@ -27,6 +27,7 @@ from ops_status.request import (
     start_state,
 )
 from tests.conftest import sample, sample_bytes
+from tests.contracts import assert_valid_poll_message
 
 ARM = "https://management.azure.com"
 SUB = "e7b5a9d2-6b6a-4d2f-9143-20d9a10f5b8f"
@@ -151,6 +152,47 @@ def test_body_round_trips_with_poll_state() -> None:
     assert again.watch_id == WATCH_ID
     assert again.submission_id == "sub-1"
     assert again.context == first.context
+
+
+def test_percent_complete_round_trips_in_the_poll_state_and_fits_the_schema() -> None:
+    first = parse(sample("watch-parts.json"))
+    state = PollState(
+        first_seen=NOW,
+        deadline=NOW + timedelta(hours=1),
+        attempt=2,
+        last_status="InProgress",
+        percent_complete=37.5,
+    )
+    body = replace(first, watch_id=WATCH_ID).with_state(state).to_body()
+
+    assert body["pollState"]["percentComplete"] == 37.5
+    assert_valid_poll_message(body)
+    again = parse_poll(body)
+    assert again.state == state
+    # a state written before percentComplete existed still parses, without progress
+    del body["pollState"]["percentComplete"]
+    older = parse_poll(body).state
+    assert older is not None
+    assert older.percent_complete is None
+
+
+@pytest.mark.parametrize("value", [-1, 100.5, True, "40", [40]])
+def test_a_poll_state_with_an_impossible_percent_complete_is_refused(value: object) -> None:
+    document = {
+        **sample("watch-parts.json"),
+        "watchId": WATCH_ID,
+        "pollState": {
+            "attempt": 1,
+            "firstSeen": "2026-11-28T12:00:00Z",
+            "deadline": "2026-11-28T13:00:00Z",
+            "percentComplete": value,
+        },
+    }
+
+    with pytest.raises(InvalidWatchRequestError) as caught:
+        parse_poll_message(json.dumps(document), arm_endpoint=ARM)
+
+    assert any("pollState" in e for e in caught.value.errors)
 
 
 @pytest.mark.parametrize("name", ["pollState", "watchId", "submissionId"])
