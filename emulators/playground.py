@@ -55,6 +55,10 @@ __all__ = [
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_SCRIPT = ROOT / "examples" / "arm-playground.json"
 LOCAL_SETTINGS = ROOT / "local.settings.json"
+#: ``submit``'s duplicate warnings for this playground: a fresh broker has seen no
+#: MessageId yet, so the file is cleared at each start (the user's own history, in
+#: ~/.cache/ops-status, would warn about ids this broker never received).
+SUBMIT_HISTORY = ROOT / ".playground" / "submitted.json"
 HOST = "127.0.0.1"
 #: How long the worker gets to finish in-flight messages after SIGTERM.
 WORKER_STOP_TIMEOUT = 20.0
@@ -76,6 +80,7 @@ _CONNECTION_STRING = (
     "SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true"
 )
 _IDENTITY = {"path": "/msi/token", "header": "id-secret"}
+_HISTORY_SETTING = "OPS_STATUS_SUBMIT_HISTORY"  # read by the CLI only (ops_status/cli/submit.py)
 
 # Settings the worker must not inherit from the shell that started the playground.
 _FOREIGN = ("MSI_ENDPOINT", "MSI_SECRET", "AZURE_CLIENT_ID", "IDENTITY_ENDPOINT", "IDENTITY_HEADER")
@@ -92,12 +97,13 @@ def playground_settings(ports: Ports = DEFAULT_PORTS) -> dict[str, str]:
         "IDENTITY_ENDPOINT": f"http://{HOST}:{ports.identity}{_IDENTITY['path']}",
         "IDENTITY_HEADER": _IDENTITY["header"],
         names.SERVICE_BUS_CONNECTION: _CONNECTION_STRING.format(host=HOST, port=ports.servicebus),
+        _HISTORY_SETTING: str(SUBMIT_HISTORY),
     }
 
 
 def stack_settings(stack: LocalStack) -> dict[str, str]:
     """The settings of a running stack (the same names as ``playground_settings``)."""
-    return stack.environment(identity_based=False)
+    return {**stack.environment(identity_based=False), _HISTORY_SETTING: str(SUBMIT_HISTORY)}
 
 
 def export_lines(settings: Mapping[str, str]) -> list[str]:
@@ -121,7 +127,9 @@ def function_settings(settings: Mapping[str, str]) -> dict[str, Any]:
         names.SERVICE_BUS_NAMESPACE: "",
     }
     values.update(
-        (name, settings[name]) for name in settings if name != names.SERVICE_BUS_CONNECTION
+        (name, settings[name])
+        for name in settings
+        if name not in (names.SERVICE_BUS_CONNECTION, _HISTORY_SETTING)
     )
     for name, default in names.SETTINGS_WITH_DEFAULTS.items():
         values.setdefault(name, default)
@@ -162,8 +170,14 @@ def _write_local_settings(path: Path, document: Mapping[str, Any], out: TextIO) 
             "delete it or pass --local-settings PATH to get the playground's\n"
         )
         return
+    kept = ""
+    if path.exists() and path.read_text(encoding="utf-8") != text:
+        # An earlier playground's file, perhaps edited by hand: keep one copy.
+        backup = path.with_name(path.name + ".bak")
+        path.replace(backup)
+        kept = f"; the one it replaces is {backup.name}"
     path.write_text(text, encoding="utf-8")
-    out.write(f"Wrote {path} for `func start` (run the playground with --no-worker then)\n")
+    out.write(f"Wrote {path} for `func start` (run the playground with --no-worker then){kept}\n")
 
 
 def _is_local(path: Path) -> bool:
@@ -208,6 +222,7 @@ def run_playground(
                 "--identity-port choose other ports)\n"
             )
             return 1
+        SUBMIT_HISTORY.unlink(missing_ok=True)
         for operation_id, steps in scripts.items():
             stack.arm.script(operation_id, steps)
         settings = stack_settings(stack)

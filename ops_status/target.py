@@ -181,5 +181,5 @@ def _segment_problem(segment: str) -> str | None:
     if decoded in (".", ".."):
         return "must not contain dot segments"
     if not _PATH_SEGMENT.fullmatch(decoded):
-        return "must not encode '/', '\\', '%', '?', '#' or control characters"
+        return "must not encode '/', '\\', '%', '?', '#', spaces or control characters"
     return None

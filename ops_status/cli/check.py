@@ -34,8 +34,8 @@ def add_parser(commands: Any) -> None:
         example='  python -m ops_status check --status-url "$STATUS_URL" --json',
         exit_codes=(
             "exit codes: 0 succeeded, 1 failed or canceled, 3 still running,\n"
-            "  4 status not readable (HTTP 4xx/5xx, timeout, garbled answer), 5 credential "
-            "error, 64 usage"
+            "  4 status not readable (throttled, HTTP 4xx/5xx, timeout, garbled answer),\n"
+            "  5 credential error, 64 usage"
         ),
     )
     options.add_operation(parser)

@@ -99,7 +99,10 @@ class CommandParser(argparse.ArgumentParser):
             flag = word.split("=", 1)[0]
             if not flag.startswith("--") or flag in known:
                 continue
-            close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+            # A shortened flag names the one it is short for, when there is exactly one.
+            close = [k for k in known if k.startswith(flag)]
+            if len(close) != 1:
+                close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
             if close:
                 return f"{flag} is not a flag of {self.prog}; did you mean {close[0]}?"
         if message.startswith("unrecognized arguments:"):

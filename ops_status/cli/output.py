@@ -7,6 +7,7 @@ table is the same for every command; ``EXIT_CODES_HELP`` is how ``--help`` shows
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -62,8 +63,19 @@ exit codes:
 
 
 def emit(text: str) -> None:
-    """A result line on stdout."""
-    print(text, flush=True)  # noqa: T201 - CLI output
+    """A result line on stdout.
+
+    When the reader has gone (``listen | head -1``), the rest of the output is dropped and
+    the command carries on to its own exit code: a pipeline's gate must see the outcome,
+    not 5 for a BrokenPipeError.
+    """
+    try:
+        print(text, flush=True)  # noqa: T201 - CLI output
+    except BrokenPipeError:
+        # The Python docs' recipe (signal module, "Note on SIGPIPE"): point stdout at
+        # devnull so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def say(text: str) -> None:
@@ -83,7 +95,9 @@ def status_text(observation: Observation) -> str:
         percent = observation.percent_complete
         return observation.status + (f" {percent:g}%" if percent is not None else "")
     if observation.kind is ReadFailureKind.THROTTLED:
-        return f"throttled ({observation.detail})"
+        wait = observation.retry_after
+        after = f"; Retry-After {wait:g} s" if wait is not None else ""
+        return f"throttled ({observation.detail}{after})"
     return f"status not readable ({observation.detail})"
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ops_status import settings as names
 from ops_status.cli import options, wiring
 from ops_status.cli.output import EXIT_OK, emit, say
+from ops_status.errors import ConfigurationError
 from ops_status.settings import ServiceBusSettings
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     sending = not args.dry_run
     # Everything is validated before anything is sent.
     arm = wiring.arm_settings(args)
-    queue = wiring.entity_name(args, names.INTAKE_QUEUE) if sending else None
+    queue = wiring.entity_name(args, names.INTAKE_QUEUE) if sending else _queue_if_named(args)
     request = options.watch_request(args, arm)
     message = initial_watch_message(request)
     now = utcnow()
@@ -100,6 +101,14 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _queue_if_named(args: argparse.Namespace) -> str | None:
+    """For ``--dry-run``: the intake queue it would be sent to, when one is named."""
+    try:
+        return wiring.entity_name(args, names.INTAKE_QUEUE)
+    except ConfigurationError:
+        return None
+
+
 def _warn_about_request(request: WatchRequest, now: datetime) -> None:
     if request.correlation_id is None:
         say(
@@ -110,7 +119,8 @@ def _warn_about_request(request: WatchRequest, now: datetime) -> None:
     if request.deadline is not None and request.deadline <= now:
         say(
             f"warning: --deadline {request.deadline.isoformat()} is already past: the watch "
-            "will end TimedOut at its first step, without reading the operation"
+            "reads the operation once and ends with what that read finds (TimedOut if it "
+            "is still running)"
         )
 
 

@@ -33,7 +33,9 @@ from emulators.arm import load_scripts
 from emulators.playground import (
     DEFAULT_PORTS,
     EXAMPLE_SCRIPT,
+    SUBMIT_HISTORY,
     Ports,
+    _write_local_settings,
     export_lines,
     function_settings,
     playground_settings,
@@ -210,6 +212,29 @@ def test_env_prints_the_same_lines_as_up_for_the_default_ports() -> None:
 
     assert code == 0
     assert out.getvalue().splitlines() == export_lines(playground_settings(DEFAULT_PORTS))
+
+
+def test_submit_keeps_a_history_of_its_own_for_the_playground() -> None:
+    # A restarted playground is a fresh broker: the user's ~/.cache history would warn
+    # about MessageIds it never received. The file is cleared at each start.
+    settings = playground_settings(DEFAULT_PORTS)
+
+    assert settings["OPS_STATUS_SUBMIT_HISTORY"] == str(SUBMIT_HISTORY)
+    assert "OPS_STATUS_SUBMIT_HISTORY" not in function_settings(settings)["Values"]
+
+
+def test_a_local_settings_file_it_replaces_is_kept_beside_it(tmp_path: Path) -> None:
+    path = tmp_path / "local.settings.json"
+    edited = function_settings(playground_settings(DEFAULT_PORTS))
+    edited["Values"]["MY_OWN"] = "kept"
+    path.write_text(json.dumps(edited), encoding="utf-8")
+    out = io.StringIO()
+
+    _write_local_settings(path, function_settings(playground_settings(DEFAULT_PORTS)), out)
+
+    assert json.loads((tmp_path / "local.settings.json.bak").read_text())["Values"]["MY_OWN"]
+    assert "MY_OWN" not in json.loads(path.read_text())["Values"]
+    assert "local.settings.json.bak" in out.getvalue()
 
 
 def test_the_sample_local_settings_are_what_the_playground_writes() -> None:

@@ -144,6 +144,11 @@ def test_argument_errors_exit_64_not_2_which_means_timed_out(
         (["submit", "--dry", "--status-url", STATUS_URL], "did you mean --dry-run?"),
         (["listen", "--subscription-name", "s", "--timout", "3"], "did you mean --timeout?"),
         (["check", "--status-url", STATUS_URL, "--jsn"], "did you mean --json?"),
+        # A shortened flag too far from the whole one for difflib: the prefix decides.
+        (
+            ["submit", "--dry-run", "--corr", "y", "--status-url", STATUS_URL],
+            "did you mean --correlation-id?",
+        ),
         (["lisen", "--subscription-name", "s"], "did you mean ops-status listen?"),
     ],
 )
@@ -211,7 +216,8 @@ def test_submit_warns_when_the_deadline_is_already_past(
     )
     assert err == (
         "ops-status: warning: --deadline 2020-01-01T00:00:00+00:00 is already past: the watch "
-        "will end TimedOut at its first step, without reading the operation\n"
+        "reads the operation once and ends with what that read finds (TimedOut if it is "
+        "still running)\n"
     )
 
 
@@ -343,6 +349,19 @@ def test_dry_run_json_shows_the_validated_body_and_the_message_id(
     assert document["body"]["location"] == "westus"
     assert document["body"]["apiVersion"] == "2025-07-01"
     assert_valid_watch_request(document["body"])
+    assert document["queue"] is None  # none named: nothing to show
+
+
+def test_dry_run_json_names_the_queue_it_would_send_to_when_one_is_set(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPS_STATUS_INTAKE_QUEUE", "ops-status-intake")
+
+    code, out, _ = run(capsys, "submit", "--dry-run", "--json", "--status-url", STATUS_URL)
+
+    assert code == 0
+    assert json.loads(out)["queue"] == "ops-status-intake"
+    assert json.loads(out)["sent"] is False
 
 
 def test_submit_without_a_correlation_id_warns_but_succeeds(
