@@ -32,8 +32,14 @@ import threading
 from collections.abc import MutableMapping
 from typing import Any
 
+from ops_status.errors import ConfigurationError
 from ops_status.logs import log
-from ops_status.settings import IdentitySettings, TelemetrySettings
+from ops_status.settings import (
+    APPINSIGHTS_CONNECTION_STRING,
+    OTLP_ENDPOINT,
+    IdentitySettings,
+    TelemetrySettings,
+)
 
 __all__ = ["APPINSIGHTS", "OTLP", "configure_export"]
 
@@ -77,7 +83,9 @@ def configure_export(
     already installed an OpenTelemetry SDK (the Functions worker does with
     ``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true``), nothing is added, so nothing
     is exported twice. Never raises for an exporter that cannot reach its endpoint: the
-    exporters send in background threads and retry on their own.
+    exporters send in background threads and retry on their own. Raises
+    ``ConfigurationError`` naming the setting when export is asked for but its packages are
+    not installed (``pip install .`` is the command line alone).
 
     Example::
 
@@ -100,10 +108,22 @@ def configure_export(
             "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS",
             _DETECTORS_ON_FUNCTIONS if on_functions else _DETECTORS_ELSEWHERE,
         )
-        if settings.appinsights_connection_string is not None:
-            _configure_azure_monitor(settings, env)
-        else:
-            _configure_otlp(env)
+        try:
+            if settings.appinsights_connection_string is not None:
+                _configure_azure_monitor(settings, env)
+            else:
+                _configure_otlp(env)
+        except ImportError as exc:
+            setting = (
+                APPINSIGHTS_CONNECTION_STRING
+                if settings.appinsights_connection_string is not None
+                else OTLP_ENDPOINT
+            )
+            raise ConfigurationError(
+                setting,
+                f"is set, but {exc.name or 'an exporter'} is not installed "
+                "(pip install 'ops-status[export]')",
+            ) from exc
         _configured = tuple(
             name
             for name, wanted in (

@@ -389,3 +389,73 @@ def test_the_worker_exports_its_logs_over_otlp_from_its_start(
     ]
     assert any(body.startswith("worker.started") for body in bodies), bodies
     assert any(body.startswith("telemetry.export destinations=otlp") for body in bodies), bodies
+
+
+WITHOUT_EXPORTERS = """
+import sys
+
+class NoExporters:
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith(("azure.monitor", "opentelemetry.sdk", "opentelemetry.exporter")):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NoExporters())
+from ops_status.errors import ConfigurationError
+from ops_status.settings import load_telemetry_settings
+from ops_status.telemetry import configure_export
+try:
+    configure_export(load_telemetry_settings({sys.argv[1]: sys.argv[2]}))
+except ConfigurationError as error:
+    print(error)
+"""
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"),
+        ("APPLICATIONINSIGHTS_CONNECTION_STRING", "InstrumentationKey=k"),
+    ],
+)
+def test_export_asked_for_without_the_export_extra_names_the_setting_and_the_extra(
+    tmp_path: Path, setting: str, value: str
+) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-c", WITHOUT_EXPORTERS, setting, value],
+        env=child_environment(tmp_path),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    message = completed.stdout.strip()
+    assert message.startswith(f"{setting}: is set, but ")
+    assert message.endswith("is not installed (pip install 'ops-status[export]')")
+
+
+ALREADY_INSTALLED = """
+import json, sys
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+trace.set_tracer_provider(TracerProvider())  # as the Functions worker does when it configures
+import function_app
+from ops_status.telemetry import configure_export
+with trace.get_tracer("probe").start_as_current_span("probe-span"):
+    pass
+print(json.dumps(configure_export(function_app.settings.telemetry)))
+"""
+
+
+def test_an_sdk_installed_before_start_up_is_left_alone_so_nothing_is_exported_twice(
+    collector: Collector, tmp_path: Path
+) -> None:
+    destinations = run_child(
+        ALREADY_INSTALLED, child_environment(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=collector.url)
+    )
+
+    assert destinations == []
+    assert collector.received == []
