@@ -39,8 +39,10 @@ in this process:
    the credential and clients, no I/O). Each round runs every command once in a shuffled
    order; per-round differences against the baseline are the paired figures.
 
-Medians are reported; targets: our import adds at most 15 % over the bare SDK imports, and
-no network, credential or client work at import time.
+Medians are reported; targets: our import adds at most 15 % over the SDKs function_app
+imports at start-up (azure.functions, azure.servicebus, requests: like for like, since
+azure.identity waits for the first message; the set with azure.identity is reported too),
+and no network, credential or client work at import time.
 
 One script, long because its measurements must share one harness to be comparable.
 """
@@ -246,6 +248,10 @@ class ColdStartReport:
     def overhead_same(self) -> float:
         """Over the SDKs function_app really imports: what our own code adds."""
         return self.ours_ms / self.bare_same_ms - 1
+
+    @property
+    def overhead_cpu_same(self) -> float:
+        return self.import_cpu_ms(self.ours) / self.import_cpu_ms(self.bare_same) - 1
 
     @property
     def ours_source_ms(self) -> float:
@@ -489,7 +495,14 @@ def targets(report: ColdStartReport) -> list[tuple[str, bool, str]]:
     limit = TARGET_OVERHEAD
     return [
         (
-            f"import adds <= {limit:.0%} over the bare SDKs (.pyc)",
+            # Like for like (issue 13 section 4): azure.identity waits for the first message,
+            # so a baseline that includes it hides ~100 ms of our own cost behind it.
+            f"import adds <= {limit:.0%} over the SDKs it imports (.pyc)",
+            report.overhead_same <= limit and report.overhead_cpu_same <= limit,
+            f"import ms {report.overhead_same:+.1%}, CPU {report.overhead_cpu_same:+.1%}",
+        ),
+        (
+            f"import adds <= {limit:.0%} over the bare SDKs, azure.identity included (.pyc)",
             report.overhead <= limit and report.overhead_cpu <= limit,
             f"import ms {report.overhead:+.1%}, CPU {report.overhead_cpu:+.1%}",
         ),
