@@ -6,8 +6,9 @@ app's identity may send to; the queue a message came from is what decides whethe
 poll state is trusted).
 
 Settings are validated here, at start-up, so a missing or malformed app setting stops
-the host from loading the function with a message that names it. Clients are built
-lazily on the first message (``get_dependencies``), never at import.
+the host from loading the function with a message that names it. Telemetry export starts
+here too, when configured (``ops_status.telemetry``). Clients are built lazily on the first
+message (``get_dependencies``), never at import.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import azure.functions as func
 from ops_status import get_dependencies, handle_watch_message, load_settings
 from ops_status.inbound import InboundMessage, Queue
 from ops_status.logs import quiet_sdk_loggers
+from ops_status.telemetry import configure_export
 
 settings = load_settings()
 quiet_sdk_loggers()  # the SDKs' INFO lines would each be an Application Insights trace
+configure_export(settings.telemetry)  # off unless an exporter is configured; imports nothing then
 app = func.FunctionApp()
 
 

@@ -30,8 +30,19 @@ in this process:
    connection, scheduled send), then a second one (warm). Times are from just before the
    process was spawned (``time.monotonic`` is system-wide on Linux).
 
-Medians are reported; targets: our import adds at most 15 % over the bare SDK imports, and
-no network, credential or client work at import time.
+4. ``--processes`` (issue 12 §2 and 13 §4): paired whole-process timings, spawn to exit
+   and spawn to "imported", of ``-c pass``, the SDKs ``function_app`` imports at start-up
+   (checked in a child: azure.functions, azure.servicebus, requests; not azure.identity),
+   ``import function_app`` with no export, with Application Insights and with OTLP
+   configured (loopback ingestion and collector, so the exit flush answers at once), and the
+   first message's extra start-up work (``get_dependencies``: imports azure.identity, builds
+   the credential and clients, no I/O). Each round runs every command once in a shuffled
+   order; per-round differences against the baseline are the paired figures.
+
+Medians are reported; targets: our import adds at most 15 % over the SDKs function_app
+imports at start-up (azure.functions, azure.servicebus, requests: like for like, since
+azure.identity waits for the first message; the set with azure.identity is reported too),
+and no network, credential or client work at import time.
 
 One script, long because its measurements must share one harness to be comparable.
 """
@@ -237,6 +248,10 @@ class ColdStartReport:
     def overhead_same(self) -> float:
         """Over the SDKs function_app really imports: what our own code adds."""
         return self.ours_ms / self.bare_same_ms - 1
+
+    @property
+    def overhead_cpu_same(self) -> float:
+        return self.import_cpu_ms(self.ours) / self.import_cpu_ms(self.bare_same) - 1
 
     @property
     def ours_source_ms(self) -> float:
@@ -480,7 +495,14 @@ def targets(report: ColdStartReport) -> list[tuple[str, bool, str]]:
     limit = TARGET_OVERHEAD
     return [
         (
-            f"import adds <= {limit:.0%} over the bare SDKs (.pyc)",
+            # Like for like (issue 13 section 4): azure.identity waits for the first message,
+            # so a baseline that includes it hides ~100 ms of our own cost behind it.
+            f"import adds <= {limit:.0%} over the SDKs it imports (.pyc)",
+            report.overhead_same <= limit and report.overhead_cpu_same <= limit,
+            f"import ms {report.overhead_same:+.1%}, CPU {report.overhead_cpu_same:+.1%}",
+        ),
+        (
+            f"import adds <= {limit:.0%} over the bare SDKs, azure.identity included (.pyc)",
             report.overhead <= limit and report.overhead_cpu <= limit,
             f"import ms {report.overhead:+.1%}, CPU {report.overhead_cpu:+.1%}",
         ),
@@ -497,12 +519,208 @@ def targets(report: ColdStartReport) -> list[tuple[str, bool, str]]:
     ]
 
 
+# -- 4. paired whole-process timings ------------------------------------------------------
+
+_MARKED = """\
+import json, sys, time
+{code}
+print(json.dumps({{"imported": time.monotonic(), "modules": {modules}}}))
+"""
+_APP_IMPORT = "import function_app"
+_FIRST_MESSAGE_START = (
+    "import function_app\n"
+    "from ops_status.bootstrap import get_dependencies\n"
+    "get_dependencies(function_app.settings)"
+)
+_PROCESS_SETTINGS = {
+    "OPS_STATUS_INTAKE_QUEUE": "ops-status-intake",
+    "OPS_STATUS_POLLS_QUEUE": "ops-status-polls",
+    "OPS_STATUS_EVENTS_TOPIC": "ops-status-events",
+    "ServiceBusConnection__fullyQualifiedNamespace": "sb-bench.servicebus.windows.net",
+    # Only loopback peers: no statsbeat, SDK stats or control-plane traffic, no IMDS probe.
+    "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+    "APPLICATIONINSIGHTS_SDKSTATS_DISABLED": "true",
+    "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+    "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "otel",
+}
+
+
+@dataclass
+class ProcessTimings:
+    """Per command: (spawn to exit, spawn to the end of its imports) in seconds, per round."""
+
+    repeat: int
+    labels: dict[str, str]
+    whole: dict[str, list[float]] = field(default_factory=dict)
+    imported: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+    """User + system CPU of the child: robust when the machine is busy."""
+    startup_sdks: list[str] = field(default_factory=list)
+    load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+def _loopback_sink() -> tuple[Any, str]:
+    """An HTTP server that accepts every POST: OTLP collector and ingestion endpoint alike."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            body = b'{"itemsReceived": 0, "itemsAccepted": 0, "errors": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def _timed_child(code: str, env: Mapping[str, str]) -> tuple[float, float, float, list[str]]:
+    cpu_before = _children_cpu()
+    spawned = time.monotonic()
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        env=dict(env),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    exited = time.monotonic()
+    cpu = _children_cpu() - cpu_before
+    if completed.returncode != 0:
+        raise RuntimeError(f"{code!r} failed: {completed.stderr[-2000:]}")
+    marks = json.loads(completed.stdout.strip().splitlines()[-1])
+    return exited - spawned, marks["imported"] - spawned, cpu, marks["modules"]
+
+
+def run_process_timings(repeat: int = 15, seed: int = 7) -> ProcessTimings:
+    """Interleaved fresh processes; see the module docstring, measurement 4."""
+    server, sink = _loopback_sink()
+    base = _child_environment(_PROCESS_SETTINGS)
+    for name in list(base):
+        if name.startswith(("OTEL_EXPORTER_", "APPLICATIONINSIGHTS_CONNECTION")):
+            del base[name]
+    appinsights = {
+        **base,
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": (
+            f"InstrumentationKey=00000000-0000-0000-0000-0000000000a1;IngestionEndpoint={sink}/"
+        ),
+    }
+    otlp = {**base, "OTEL_EXPORTER_OTLP_ENDPOINT": sink}
+    sdks = "[m for m in ('azure.functions', 'azure.servicebus', 'requests', 'azure.identity')"
+    sdks += " if m in sys.modules]"
+    commands: dict[str, tuple[str, Mapping[str, str]]] = {
+        "interpreter": ("pass", base),
+        "baseline": (BARE_SAME, base),
+        "app": (_APP_IMPORT, base),
+        "app+appinsights": (_APP_IMPORT, appinsights),
+        "app+otlp": (_APP_IMPORT, otlp),
+        "app+first-message start": (_FIRST_MESSAGE_START, base),
+        "app+azure.identity": (_APP_IMPORT + ", azure.identity", base),
+    }
+    timings = ProcessTimings(
+        repeat,
+        {
+            "interpreter": "python -c pass",
+            "baseline": BARE_SAME + "  (what function_app imports at start-up)",
+            "app": "import function_app, no export configured",
+            "app+appinsights": "import function_app, APPLICATIONINSIGHTS_CONNECTION_STRING set",
+            "app+otlp": "import function_app, OTEL_EXPORTER_OTLP_ENDPOINT set",
+            "app+first-message start": "import function_app + get_dependencies (no I/O)",
+            "app+azure.identity": "import function_app, azure.identity",
+        },
+    )
+    # What function_app pulls in at start-up, from the process that imports it.
+    *_, modules = _timed_child(_MARKED.format(code=_APP_IMPORT, modules=sdks), base)
+    if modules != ["azure.functions", "azure.servicebus", "requests"]:
+        raise RuntimeError(f"function_app's start-up imports changed ({modules}): fix BARE_SAME")
+    timings.startup_sdks = modules
+    for code, env in commands.values():  # unmeasured: fills the bytecode caches
+        _timed_child(_MARKED.format(code=code, modules="[]"), env)
+    timings.load_before = os.getloadavg()
+    shuffle = random.Random(seed).shuffle
+    try:
+        for _ in range(repeat):
+            order = list(commands)
+            shuffle(order)
+            for label in order:
+                code, env = commands[label]
+                whole, imported, cpu, _ = _timed_child(_MARKED.format(code=code, modules="[]"), env)
+                timings.whole.setdefault(label, []).append(whole)
+                timings.imported.setdefault(label, []).append(imported)
+                timings.cpu.setdefault(label, []).append(cpu)
+    finally:
+        server.shutdown()
+        server.server_close()
+    timings.load_after = os.getloadavg()
+    return timings
+
+
+def _spread_ms(values: Sequence[float]) -> str:
+    ms = sorted(v * 1000 for v in values)
+    return f"{ms[0]:>7.0f} {statistics.median(ms):>7.0f} {ms[-1]:>7.0f}"
+
+
+def format_process_timings(timings: ProcessTimings) -> str:
+    width = 62
+    lines = [
+        f"Whole-process timings: {timings.repeat} rounds, every command once per round in a "
+        f"shuffled order; {os.cpu_count()} CPUs, load average "
+        f"{timings.load_before[0]:.2f} before, {timings.load_after[0]:.2f} after",
+        "function_app imports at start-up: " + ", ".join(timings.startup_sdks),
+        f"{'':<{width}} {'spawn to exit, ms':^23} {'spawn to imported, ms':^23} "
+        f"{'CPU (user+sys), ms':^23}",
+        f"{'':<{width}}" + f" {'min':>7} {'median':>7} {'max':>7}" * 3,
+    ]
+    for label, text in timings.labels.items():
+        lines.append(
+            f"{text[:width]:<{width}} {_spread_ms(timings.whole[label])} "
+            f"{_spread_ms(timings.imported[label])} {_spread_ms(timings.cpu[label])}"
+        )
+    lines.append("")
+    lines.append("Paired differences (per round, then min/median/max), ms: spawn to exit | CPU")
+    pairs = [
+        ("app", "baseline", "our code over the SDKs it imports"),
+        ("app+appinsights", "app", "Application Insights export configured"),
+        ("app+otlp", "app", "OTLP export configured"),
+        ("app+first-message start", "app", "first message's start-up (azure.identity, clients)"),
+        ("app+azure.identity", "app", "azure.identity import alone"),
+        ("baseline", "interpreter", "the SDKs over a bare interpreter"),
+    ]
+    for label, against, text in pairs:
+        wall = [a - b for a, b in zip(timings.whole[label], timings.whole[against], strict=True)]
+        cpu = [a - b for a, b in zip(timings.cpu[label], timings.cpu[against], strict=True)]
+        ratio = statistics.median(timings.cpu[label]) / statistics.median(timings.cpu[against])
+        lines.append(
+            f"  {text:<52} {_spread_ms(wall)} | {_spread_ms(cpu)}   (CPU medians {ratio - 1:+.1%})"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.cold_start", description=__doc__)
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--first-message-repeat", type=int, default=None, help="default: --repeat")
+    parser.add_argument(
+        "--processes",
+        action="store_true",
+        help="only measurement 4: paired whole-process timings (--repeat rounds, at least 15)",
+    )
     args = parser.parse_args(argv)
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    if args.processes:
+        print(format_process_timings(run_process_timings(max(args.repeat, 15))))
+        return 0
     report = run_cold_start(args.repeat, args.first_message_repeat)
     print(format_report(report))
     print()

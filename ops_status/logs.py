@@ -6,6 +6,10 @@ Functions host and Application Insights keep) and as ``extra`` attributes (what 
 JSON formatter in the standalone worker picks up). Context lives in a ``ContextVar``,
 so concurrent handlers on the host's thread pool never see each other's ids.
 
+Inside a valid OpenTelemetry span a line also carries ``trace_id`` and ``span_id`` (hex,
+as W3C ``traceparent`` writes them), after its other fields, so a log line found in any
+sink leads to its trace.
+
 Never pass a token, key or connection string as a field.
 """
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
@@ -49,8 +54,27 @@ def log(logger: logging.Logger, level: int, event: str, **fields: Any) -> None:
     if not logger.isEnabledFor(level):
         return
     merged = {**(_context.get() or {}), **{k: v for k, v in fields.items() if v is not None}}
+    merged.update(_trace_fields())
     rendered = " ".join(f"{key}={_render(value)}" for key, value in merged.items())
     logger.log(level, "%s %s", event, rendered, extra={"ops_status": merged})
+
+
+def _trace_fields() -> dict[str, str]:
+    """``trace_id`` and ``span_id`` of the current span, or nothing outside a valid span."""
+    # A span can only be current once something imported the tracing API (the handler's
+    # spans, the Functions worker's context propagation, an exporter). Until then there is
+    # nothing to find, and importing it here would put it on every process's cold path.
+    if "opentelemetry.trace" not in sys.modules:
+        return {}
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    return {
+        "trace_id": trace.format_trace_id(context.trace_id),
+        "span_id": trace.format_span_id(context.span_id),
+    }
 
 
 def _render(value: Any) -> str:

@@ -30,11 +30,13 @@ __all__ = [
     "IdentitySettings",
     "ServiceBusSettings",
     "Settings",
+    "TelemetrySettings",
     "load_arm_settings",
     "load_entity_name",
     "load_identity_settings",
     "load_service_bus_settings",
     "load_settings",
+    "load_telemetry_settings",
 ]
 
 # Service Bus connection: the Functions trigger and our own SDK client read the same
@@ -69,6 +71,13 @@ AUTH_FAILURE_GRACE = "OPS_STATUS_AUTH_FAILURE_GRACE"
 MAX_TRANSIENT_FAILURES = "OPS_STATUS_MAX_TRANSIENT_FAILURES"
 TOKEN_FAILURE_GRACE = "OPS_STATUS_TOKEN_FAILURE_GRACE"  # noqa: S105 - a setting name
 SEND_RETRY_DELAY = "OPS_STATUS_SEND_RETRY_DELAY"
+
+# Telemetry export (ops_status/telemetry.py): the names Azure Functions and OpenTelemetry
+# document, so the host, the Python worker, the distro and the exporters read the same ones.
+APPINSIGHTS_CONNECTION_STRING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+APPINSIGHTS_AUTHENTICATION_STRING = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
+OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+OTLP_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
 
 # Seconds per delivery a handler waits before giving a failed send back to Service Bus
 # (delivery n waits n x this): abandon redelivers at once, so without it MaxDeliveryCount
@@ -111,11 +120,16 @@ SETTINGS_WITH_DEFAULTS: Mapping[str, str] = {
     MAX_TRANSIENT_FAILURES: f"{_DEFAULT_POLICY.max_transient_failures}",
     TOKEN_FAILURE_GRACE: f"{_DEFAULT_POLICY.token_failure_grace:g}",
     SEND_RETRY_DELAY: f"{DEFAULT_SEND_RETRY_DELAY:g}",
+    APPINSIGHTS_CONNECTION_STRING: "",
+    APPINSIGHTS_AUTHENTICATION_STRING: "",
+    OTLP_ENDPOINT: "",
+    OTLP_PROTOCOL: "http/protobuf",
 }
 
 CredentialKind = Literal["managedidentity", "default"]
 _ENTITY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/~]{0,259}")
 _LOOPBACK_NAMES = {"localhost"}
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,6 +165,24 @@ class ServiceBusSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TelemetrySettings:
+    """Where traces, metrics and logs are exported to; nothing is exported when both are unset."""
+
+    # Not a secret, but it names the resource telemetry goes to: kept out of reprs too.
+    appinsights_connection_string: str | None = field(default=None, repr=False)
+    appinsights_entra: bool = False
+    """``APPLICATIONINSIGHTS_AUTHENTICATION_STRING`` says ``Authorization=AAD``: send with a
+    managed-identity token (the component refuses instrumentation-key-only telemetry)."""
+    appinsights_client_id: str | None = None
+    """The user-assigned identity for that token (``ClientId=``); None: system-assigned."""
+    otlp_endpoint: str | None = None
+
+    @property
+    def exports(self) -> bool:
+        return self.appinsights_connection_string is not None or self.otlp_endpoint is not None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings(ArmSettings, ServiceBusSettings):
     """Validated configuration of the function app or worker. Build it with ``load_settings()``."""
 
@@ -160,6 +192,7 @@ class Settings(ArmSettings, ServiceBusSettings):
     """Where the product schedules its own follow-ups (only the app's identity sends here)."""
     events_topic: str
     send_retry_delay: float = DEFAULT_SEND_RETRY_DELAY
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: str) -> Settings:
@@ -200,6 +233,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: str) ->
         arm_endpoint=arm.arm_endpoint,
         policy=arm.policy,
         send_retry_delay=source.number(SEND_RETRY_DELAY, minimum=0, maximum=60),
+        telemetry=load_telemetry_settings(environ, **overrides),
     )
 
 
@@ -289,6 +323,93 @@ def load_arm_settings(environ: Mapping[str, str] | None = None, **overrides: str
         arm_endpoint=_arm_endpoint(source.optional(ARM_ENDPOINT)),
         policy=policy,
     )
+
+
+def load_telemetry_settings(
+    environ: Mapping[str, str] | None = None, **overrides: str
+) -> TelemetrySettings:
+    """Application Insights and OTLP export settings; both absent (the default): no export."""
+    source = _Source(environ, overrides)
+    connection_string = source.get(APPINSIGHTS_CONNECTION_STRING) or None
+    if connection_string is not None:
+        _check_appinsights_connection_string(connection_string)
+    entra, client_id = _appinsights_authentication(source.get(APPINSIGHTS_AUTHENTICATION_STRING))
+    own_client_id = source.get(CLIENT_ID) or None
+    if client_id and own_client_id and client_id.lower() != own_client_id.lower():
+        raise ConfigurationError(
+            APPINSIGHTS_AUTHENTICATION_STRING,
+            f"names ClientId {client_id}, but {CLIENT_ID} is {own_client_id}: one identity",
+        )
+    endpoint = source.get(OTLP_ENDPOINT) or None
+    if endpoint is not None:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigurationError(
+                OTLP_ENDPOINT, f"must be an absolute http(s) URL, got {endpoint!r}"
+            )
+        protocol = source.optional(OTLP_PROTOCOL)
+        if protocol != "http/protobuf":
+            raise ConfigurationError(
+                OTLP_PROTOCOL, f"must be 'http/protobuf' (the exporter installed), got {protocol!r}"
+            )
+    return TelemetrySettings(
+        appinsights_connection_string=connection_string,
+        appinsights_entra=entra,
+        appinsights_client_id=client_id,
+        otlp_endpoint=endpoint,
+    )
+
+
+def _check_appinsights_connection_string(value: str) -> None:
+    fields = {
+        key.strip().lower(): text.strip()
+        for key, _, text in (part.partition("=") for part in value.split(";") if part.strip())
+    }
+    if not fields.get("instrumentationkey"):
+        raise ConfigurationError(
+            APPINSIGHTS_CONNECTION_STRING,
+            "is not an Application Insights connection string (no InstrumentationKey=...)",
+        )
+    ingestion = fields.get("ingestionendpoint")
+    if ingestion:
+        parts = urlsplit(ingestion)
+        host = parts.hostname or ""
+        if parts.scheme not in ("http", "https") or not host:
+            raise ConfigurationError(
+                APPINSIGHTS_CONNECTION_STRING, "has an IngestionEndpoint that is not an http(s) URL"
+            )
+        if parts.scheme == "http" and not is_loopback_host(host):
+            raise ConfigurationError(
+                APPINSIGHTS_CONNECTION_STRING,
+                "has a plain-http IngestionEndpoint (allowed only on loopback, for tests)",
+            )
+
+
+def _appinsights_authentication(raw: str) -> tuple[bool, str | None]:
+    """``Authorization=AAD[;ClientId=<guid>]`` (the documented form) -> (Entra, client id)."""
+    if not raw:
+        return False, None
+    fields: dict[str, str] = {}
+    for part in (part.strip() for part in raw.split(";")):
+        key, equals, text = part.partition("=")
+        if not part:
+            continue
+        if not equals or key.strip().lower() not in ("authorization", "clientid"):
+            raise ConfigurationError(
+                APPINSIGHTS_AUTHENTICATION_STRING,
+                f"must be 'Authorization=AAD' or 'Authorization=AAD;ClientId=<guid>', got {raw!r}",
+            )
+        fields[key.strip().lower()] = text.strip()
+    if fields.get("authorization") != "AAD":
+        raise ConfigurationError(
+            APPINSIGHTS_AUTHENTICATION_STRING, f"must contain Authorization=AAD, got {raw!r}"
+        )
+    client_id = fields.get("clientid") or None
+    if client_id is not None and not _GUID.fullmatch(client_id):
+        raise ConfigurationError(
+            APPINSIGHTS_AUTHENTICATION_STRING, f"has a ClientId that is not a GUID: {client_id!r}"
+        )
+    return True, client_id
 
 
 class _Source:

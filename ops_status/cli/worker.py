@@ -50,11 +50,13 @@ def run(args: argparse.Namespace) -> int:
     from ops_status.bootstrap import create_service_bus_client, get_dependencies
     from ops_status.inbound import Queue
     from ops_status.settings import load_settings
+    from ops_status.telemetry import configure_export
     from ops_status.worker import Worker, run_worker
 
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     settings = load_settings()
+    configure_export(settings.telemetry)
     dependencies = get_dependencies(settings)
     client = create_service_bus_client(settings, dependencies.credential)
     worker = Worker(

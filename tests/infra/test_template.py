@@ -635,6 +635,10 @@ def concrete_environment(settings: dict[str, Any]) -> dict[str, str]:
                 text = "sb-ops-status-test.servicebus.windows.net"
             elif name.endswith(("clientId", "CLIENT_ID")):
                 text = "00000000-0000-0000-0000-0000000000c1"
+            elif name == code.APPINSIGHTS_CONNECTION_STRING:
+                text = APPINSIGHTS_CONNECTION_STRING_EXAMPLE
+            elif name == code.APPINSIGHTS_AUTHENTICATION_STRING:
+                text = "ClientId=00000000-0000-0000-0000-0000000000c1;Authorization=AAD"
             else:
                 text = f"<{value.text}>"
         assert isinstance(text, str), f"app setting {name} is not a string: {value!r}"
@@ -643,6 +647,13 @@ def concrete_environment(settings: dict[str, Any]) -> dict[str, str]:
 
 
 IDENTITY_TYPES = ("SystemAssigned", "UserAssigned")
+# What reference(...).ConnectionString of a component looks like (the portal's format).
+APPINSIGHTS_CONNECTION_STRING_EXAMPLE = (
+    "InstrumentationKey=00000000-0000-0000-0000-0000000000a1;"
+    "IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/;"
+    "LiveEndpoint=https://westeurope.livediagnostics.monitor.azure.com/;"
+    "ApplicationId=00000000-0000-0000-0000-0000000000a2"
+)
 QUEUES = ("intake", "polls")
 QUEUE_PARAMETERS = {"intake": "intakeQueueName", "polls": "pollsQueueName"}
 QUEUE_SETTINGS = {"intake": code.INTAKE_QUEUE, "polls": code.POLLS_QUEUE}
@@ -1063,6 +1074,11 @@ def test_template_defaults_equal_the_code_defaults(identity: str) -> None:
         if name == code.CLIENT_ID:
             assert isinstance(value, Unknown), "AZURE_CLIENT_ID must be the identity's client id"
             continue
+        if name in (code.APPINSIGHTS_CONNECTION_STRING, code.APPINSIGHTS_AUTHENTICATION_STRING):
+            # Export is off by default in the code and on in the template: its own component,
+            # Entra only (test_application_insights_is_workspace_based_and_takes_only_entra_...).
+            assert value, name
+            continue
         assert value == default, f"{name}: template {value!r}, code default {default!r}"
 
 
@@ -1132,6 +1148,22 @@ def test_app_starts_with_the_template_settings(identity: str) -> None:
         "ops-status-polls",
     )
     assert (settings.client_id is not None) == (identity == "UserAssigned")
+    # Telemetry: the template's component, with a managed-identity token; no OTLP.
+    assert settings.telemetry.appinsights_connection_string == APPINSIGHTS_CONNECTION_STRING_EXAMPLE
+    assert settings.telemetry.appinsights_entra
+    assert settings.telemetry.appinsights_client_id == settings.client_id
+    assert settings.telemetry.otlp_endpoint is None
+
+
+def test_the_python_worker_propagates_the_hosts_trace_context() -> None:
+    # host.json switches the host to OpenTelemetry; PYTHON_ENABLE_OPENTELEMETRY makes the
+    # Python worker attach each invocation's traceparent and leave the worker's logs to the
+    # app's own exporter (no duplicates). Both belong together (Functions OpenTelemetry docs).
+    host = load_json(ROOT / "host.json")
+
+    assert host["telemetryMode"] == "OpenTelemetry"
+    for identity in IDENTITY_TYPES:
+        assert app_settings(arm(identityType=identity))["PYTHON_ENABLE_OPENTELEMETRY"] == "true"
 
 
 def test_namespace_setting_comes_from_the_namespace_endpoint() -> None:
