@@ -137,6 +137,8 @@ def base_environment(tmp_path: Path, **variables: str) -> dict[str, str]:
     environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment['PATH']}"
     environment["PYTHONPATH"] = str(ROOT)
     environment["AZ_LOG"] = str(tmp_path / "az.log")
+    # submit's record of what it sent: this test's own, never the user's ~/.cache.
+    environment["OPS_STATUS_SUBMIT_HISTORY"] = str(tmp_path / "submitted.json")
     environment.update(variables)
     return environment
 
