@@ -78,7 +78,7 @@ COMMAND_FLAGS = {
         "--subscription-name", "--operation-id", "--correlation-id", "--timeout",
         "--max-events", "--complete", "--namespace", "--connection-string", "--topic", "--json",
     ],
-    "worker": ["--concurrency", "--max-lock-renewal"],
+    "worker": ["--concurrency", "--max-lock-renewal", "--processes"],
 }  # fmt: skip
 
 
