@@ -12,7 +12,8 @@ logging at INFO (one line per handled message, read here from its stderr). The r
 the messages handled between the first and the last handled-message line (start-up
 excluded); the worker is then stopped with SIGTERM. Also printed: the worker processes'
 CPU per message (``resource.getrusage(RUSAGE_CHILDREN)`` around the run: the parent and
-its children, start-up included), the load average before and after, and ``nproc``.
+its children, start-up included), the peers' CPU per message, the load average before
+and after, and ``nproc``.
 
 On a machine with few cores the peers compete with the workers: the emulator alone
 spends about as much CPU per message as a worker process, so 2 processes on 2 cores
@@ -53,6 +54,8 @@ class Run:
     """First to last handled-message line."""
     cpu_s: float
     """The worker's processes, start-up and stop included."""
+    stack_cpu_s: float = 0.0
+    """The peers' process (emulator, ARM simulator, identity endpoint) meanwhile."""
 
     @property
     def rate(self) -> float:
@@ -91,6 +94,7 @@ def run_once(
     command = [sys.executable, "-m", "ops_status", "worker"]
     command += ["--processes", str(processes), "--concurrency", str(concurrency)]
     cpu_before = _children_cpu()
+    stack_before = float(stack.counters()["cpu"])
     first = last = 0.0
     handled = 0
     deadline = time.monotonic() + timeout
@@ -119,7 +123,8 @@ def run_once(
         worker.wait(timeout=60)
     if handled < messages:
         raise RuntimeError(f"--processes {processes}: {handled} of {messages} handled")
-    return Run(processes, messages, last - first, _children_cpu() - cpu_before)
+    stack_cpu = float(stack.counters()["cpu"]) - stack_before
+    return Run(processes, messages, last - first, _children_cpu() - cpu_before, stack_cpu)
 
 
 def run_benchmark(
@@ -151,8 +156,10 @@ def run_benchmark(
 def format_report(
     runs: Sequence[Run], load_before: Sequence[float], load_after: Sequence[float]
 ) -> str:
-    lines = [f"{'processes':>9} {'runs':>4} {'watches/s min / median / max':>30} "
-             f"{'x 1 process':>11} {'CPU ms/watch (median)':>22}"]  # fmt: skip
+    lines = [
+        f"{'processes':>9} {'runs':>4} {'watches/s min / median / max':>30} {'x 1 process':>11} "
+        f"{'CPU ms/watch (median)':>22} {'peers CPU ms/watch':>19}"
+    ]
     counts = sorted({r.processes for r in runs})
     base = statistics.median(r.rate for r in runs if r.processes == counts[0])
     for count in counts:
@@ -160,9 +167,10 @@ def format_report(
         rates = [r.rate for r in mine]
         spread = f"{min(rates):.0f} / {statistics.median(rates):.0f} / {max(rates):.0f}"
         cpu = statistics.median(r.cpu_ms_per_message for r in mine)
+        peers = statistics.median(1000 * r.stack_cpu_s / r.messages for r in mine)
         lines.append(
             f"{count:>9} {len(mine):>4} {spread:>30} "
-            f"{statistics.median(rates) / base:>10.2f}x {cpu:>22.2f}"
+            f"{statistics.median(rates) / base:>10.2f}x {cpu:>22.2f} {peers:>19.2f}"
         )
     lines.append("")
     lines.append(
