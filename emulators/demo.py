@@ -385,6 +385,7 @@ class WorkerProcess:
                 progress.retry_after = float(fields["retry_after_s"])
         elif event == "watch.rescheduled" and progress is not None:
             self._show_poll(fields, progress)
+            progress.throttled = False  # good reads log at DEBUG: the next 429 says so again
         elif event in ("watch.finished", "watch.rejected") and progress is not None:
             progress.ended = True
             if all(p.ended for p in self._progress.values()):

@@ -123,6 +123,7 @@ def function_settings(settings: Mapping[str, str]) -> dict[str, Any]:
         "FUNCTIONS_WORKER_RUNTIME": "python",
         "AzureWebJobsStorage": "UseDevelopmentStorage=true",
         "AzureWebJobsFeatureFlags": "EnableWorkerIndexing",
+        "PYTHON_THREADPOOL_THREAD_COUNT": "32",  # as infra/azuredeploy.json ("threads")
         names.SERVICE_BUS_CONNECTION: settings[names.SERVICE_BUS_CONNECTION],
         names.SERVICE_BUS_NAMESPACE: "",
     }

@@ -139,7 +139,7 @@ class _Senders:
                 ) from exc
         log(
             logger,
-            logging.INFO,
+            logging.DEBUG,  # the handler's INFO line names what was sent
             "servicebus.sent",
             entity=entity,
             sent_message_id=message.message_id,

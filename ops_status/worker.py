@@ -17,18 +17,31 @@ Functions. It hosts the same ``handle_watch_message`` with the host's semantics:
 - graceful shutdown: after ``stop()`` (SIGTERM/SIGINT from ``run_worker``) no new message
   is received, in-flight handlers finish and settle, then receivers close, releasing
   anything prefetched. Nothing is lost. An idle receiver notices the stop within one
-  receive wait (0.2 s); a receiver backing off notices it at once.
+  receive wait (0.2 s); a receiver backing off notices it at once;
+- no prefetch (``prefetch_count=0``): a prefetched message's lock runs from its delivery
+  to the client, unrenewed, while it waits behind the handler in front of it, and a step
+  may hold its receiver for up to 35 s (a slow ARM read) plus a 180 s send back-off, far
+  past the queues' 60 s lock. Measured, a prefetch of 1 saved no CPU (docs/performance.md).
+
+More than one core: one process runs its handlers under one GIL (about 200-400 watches/s
+on this code); ``run_processes`` runs N of these workers in spawned child processes, each
+with its own credential and clients, and stops them all on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import multiprocessing
+import multiprocessing.connection
+import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any
 
 from azure.core.exceptions import AzureError
 from azure.servicebus import AutoLockRenewer, ServiceBusClient, ServiceBusReceivedMessage
@@ -38,7 +51,15 @@ from ops_status.handler import Dependencies, handle_watch_message
 from ops_status.inbound import InboundMessage, Queue
 from ops_status.logs import bind, log
 
-__all__ = ["Backoff", "Worker", "WorkerStats", "run_worker"]
+__all__ = [
+    "Backoff",
+    "Worker",
+    "WorkerStats",
+    "available_cores",
+    "run_processes",
+    "run_worker",
+    "stop_when_parent_exits",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +259,7 @@ class Worker:
             "worker.started",
             queues=",".join(self._queues.values()),
             concurrency=len(threads),
+            pid=os.getpid(),  # one line per process with --processes
         )
         try:
             for thread in threads:
@@ -325,16 +347,178 @@ class Worker:
         self.stats.count(outcome)
 
 
-def run_worker(worker: Worker) -> WorkerStats:
-    """Run ``worker`` in the foreground, stopping gracefully on SIGTERM or SIGINT."""
+def run_worker(worker: Worker, *, pending_signals: Sequence[int] = ()) -> WorkerStats:
+    """Run ``worker`` in the foreground, stopping gracefully on SIGTERM or SIGINT.
+
+    ``pending_signals``: signals that arrived before this was called (a child process
+    records them from its first instruction, see ``run_processes``); read after the
+    handlers are installed, so none falls between the two.
+    """
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log(logger, logging.INFO, "worker.stopping", signal=signal.Signals(signum).name)
         worker.stop()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for signum in list(pending_signals)[:1]:
+        on_signal(signum, None)
     try:
         return worker.run()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def available_cores(affinity: int | None = None, cgroup_root: str = "/sys/fs/cgroup") -> int:
+    """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota.
+
+    A container's quota (Container Apps' 0.5 or 2 vCPU, Kubernetes' ``limits.cpu``) is
+    not visible in the affinity mask, which shows every core of the host; more processes
+    than the quota allows only queue for it. cgroup v2 ``cpu.max`` ("<quota> <period>" or
+    "max <period>") or v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``; quota rounded up.
+    """
+    cores = affinity if affinity is not None else len(os.sched_getaffinity(0))
+    quota = _cgroup_quota(cgroup_root)
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota)))
+    return max(1, cores)
+
+
+def _cgroup_quota(root: str) -> float | None:
+    """CPUs allowed by the cgroup's quota, or None when there is none (or no cgroup)."""
+    try:
+        with open(os.path.join(root, "cpu.max"), encoding="ascii") as v2:
+            quota, _, period = v2.read().strip().partition(" ")
+            return None if quota == "max" else int(quota) / int(period or "100000")
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(os.path.join(root, "cpu", "cpu.cfs_quota_us"), encoding="ascii") as v1_quota:
+            quota_us = int(v1_quota.read().strip())
+        with open(os.path.join(root, "cpu", "cpu.cfs_period_us"), encoding="ascii") as v1_period:
+            period_us = int(v1_period.read().strip())
+    except (OSError, ValueError):
+        return None
+    return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
+
+
+def run_processes(
+    count: int, target: Callable[..., object], args: Sequence[object] = ()
+) -> list[int]:
+    """Run ``target(*args, pending_signals)`` in ``count`` spawned child processes until
+    they all exit; returns their exit codes in order (negative: killed by that signal).
+
+    Each child is a fresh interpreter (``spawn``: nothing of this process's clients,
+    locks or threads is inherited), so each builds its own credential and clients. The
+    first SIGTERM or SIGINT here is passed on to every child as one SIGTERM, and each
+    stops gracefully (``run_worker``). A child starts with both signals ignored (the
+    disposition survives exec) and records them from its first instruction
+    (``pending_signals``, for ``run_worker``); the SIGTERM goes to a child only once it
+    says it records them, so none is lost or kills a child mid-import. A Ctrl-C on the
+    terminal reaches the children too; the recorded SIGINT stops them the same way. A
+    child that exits on its own (a crash) stops the others, so the container's restart
+    policy sees the failure.
+    """
+    context = multiprocessing.get_context("spawn")
+    ready = [context.Event() for _ in range(count)]
+    children = [
+        context.Process(
+            target=_child_main,
+            args=(ready[n], target, tuple(args)),
+            name=f"ops-status-worker-{n + 1}",
+        )
+        for n in range(count)
+    ]
+    started: list[multiprocessing.process.BaseProcess] = []
+    signalled: set[int] = set()
+    # Set by the signal handler only (a plain flag: taking locks there could deadlock).
+    requested: list[int] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        requested.append(signum)
+
+    def pass_on_stop() -> None:
+        for n, child in enumerate(started):
+            if n not in signalled and ready[n].is_set() and child.is_alive():
+                child.terminate()  # SIGTERM: the child stops gracefully
+                signalled.add(n)
+
+    def stop_all() -> None:
+        if not requested:
+            requested.append(0)
+        pass_on_stop()
+
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for child in children:
+            child.start()  # inherits SIG_IGN for both signals
+            started.append(child)
+    finally:
+        for sig in previous:
+            signal.signal(sig, on_signal)
+    log(
+        logger,
+        logging.INFO,
+        "worker.processes_started",
+        processes=len(started),
+        pids=",".join(str(each.pid) for each in started),
+    )
+    announced = False
+    try:
+        running = list(started)
+        while running:
+            if requested and not announced:
+                announced = True
+                if requested[0]:
+                    name = signal.Signals(requested[0]).name
+                    log(logger, logging.INFO, "worker.stopping", signal=name)
+            if requested:
+                pass_on_stop()
+            waiting = requested and len(signalled) < len(started)
+            sentinels = [c.sentinel for c in running]
+            done = multiprocessing.connection.wait(sentinels, timeout=0.05 if waiting else 0.5)
+            for ended in [c for c in running if c.sentinel in done]:
+                ended.join()
+                running.remove(ended)
+                if not requested:
+                    log(
+                        logger,
+                        logging.WARNING,
+                        "worker.process_exited",
+                        pid=ended.pid,
+                        exit_code=ended.exitcode,
+                        note="stopping the other worker processes",
+                    )
+                    stop_all()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for leftover in started:
+            if leftover.is_alive():
+                leftover.terminate()
+                leftover.join(timeout=30)
+    return [p.exitcode if p.exitcode is not None else -signal.SIGKILL for p in started]
+
+
+def _child_main(ready: Any, target: Callable[..., object], args: tuple[object, ...]) -> None:
+    """A child of ``run_processes``: record SIGTERM/SIGINT, say so, run ``target``."""
+    pending: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: pending.append(signum))
+    ready.set()
+    target(*args, pending)
+
+
+def stop_when_parent_exits(worker: Worker) -> None:
+    """In a child of ``run_processes``: stop ``worker`` gracefully if the parent dies
+    (killed, OOM), so no orphaned worker keeps receiving. No-op in a main process."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        log(logger, logging.WARNING, "worker.parent_exited", note="stopping")
+        worker.stop()
+
+    threading.Thread(target=watch, name="ops-status-parent-watch", daemon=True).start()

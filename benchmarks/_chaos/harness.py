@@ -142,7 +142,9 @@ def serve_worker(attempts: Path, concurrency: int) -> int:
 
     real = build_dependencies(load_settings())
     set_dependencies(dataclasses.replace(real, outputs=CountingOutputs(real.outputs, attempts)))
-    return cli.main(["worker", "--concurrency", str(concurrency)])
+    # One process: the counted outputs above live in this one (a spawned child would not
+    # inherit them).
+    return cli.main(["worker", "--concurrency", str(concurrency), "--processes", "1"])
 
 
 def crash_after_sends(attempts: Path, count: int) -> int:

@@ -6,6 +6,8 @@ by the benchmarks themselves (docs/performance.md), never asserted in tests.
 
 from __future__ import annotations
 
+import cProfile
+import time
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from benchmarks.chaos import CountingOutputs, SeamCounts
 from benchmarks.cold_start import IoCounters, parse_importtime, run_cold_start
 from benchmarks.cold_start import format_report as format_cold_start
+from benchmarks.cpu_per_watch import Meter, group_profile
 from benchmarks.fuzz import MAX_JSON_DEPTH, ClassReport, run_amqp_class, run_classes
 from benchmarks.handler_cost import (
     SERVICEBUS_RESOURCE,
@@ -26,6 +29,7 @@ from benchmarks.handler_cost import (
 )
 from ops_status.errors import ServiceBusSendError
 from ops_status.events import OutboundMessage
+from ops_status.jsontext import json_object
 from ops_status.request import MAX_JSON_DEPTH as PARSER_MAX_JSON_DEPTH
 from tests.fakes import RecordingOutputs
 from tests.secrets import find_secrets
@@ -79,6 +83,31 @@ def test_handler_cost_runs_every_variant_and_its_counts_add_up() -> None:
     text = format_report(report)
     assert all(r.name in text for r in report.results)
     assert {name for name, _, _ in targets(report)} >= {"handler >= 10x naive (msg/s)"}
+
+
+def test_cpu_profile_groups_charge_the_standard_library_to_the_package_that_called_it() -> None:
+    # given a CPU profile of product code whose work is mostly json (standard library)
+    profile = cProfile.Profile(time.thread_time)
+    profile.enable()
+    for n in range(3000):
+        json_object(b'{"operationId": "op-%d", "context": {"a": [1, 2, 3]}}' % n)
+    profile.disable()
+
+    # then the time is the product's, with nothing left in a standard-library bucket
+    groups = dict(group_profile([profile]))
+    assert groups["ops_status (product code)"] > 0
+    assert sum(groups.values()) == pytest.approx(groups["ops_status (product code)"], rel=0.05)
+
+
+def test_cpu_meter_counts_only_the_messages_after_the_warm_up() -> None:
+    meter = Meter(warm_up=2, measured=3)
+    for _ in range(5):
+        meter.completed()
+
+    sample = meter.sample("floor")
+    assert meter.finished.is_set()
+    assert sample.messages == 3
+    assert sample.cpu_s >= 0
 
 
 def test_cold_start_imports_without_io_and_handles_a_first_message() -> None:

@@ -82,7 +82,7 @@ COMMAND_FLAGS = {
         "--correlation-id", "--subscription", "--status", "--namespace", "--connection-string",
         "--queue", "--arm-endpoint", "--credential", "--json",
     ],
-    "worker": ["--concurrency", "--max-lock-renewal"],
+    "worker": ["--concurrency", "--max-lock-renewal", "--processes"],
 }  # fmt: skip
 
 
