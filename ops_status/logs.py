@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -77,8 +78,13 @@ def _trace_fields() -> dict[str, str]:
     }
 
 
+# What forces quoting: whitespace (str.isspace's set, as re's \s is for str), '"' or '='.
+# One regex search instead of a Python loop per character: logging is on every message.
+_NEEDS_QUOTES = re.compile(r'[\s"=]')
+
+
 def _render(value: Any) -> str:
     text = f"{value:.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
-    if not text or any(c.isspace() or c in '"=' for c in text):
+    if not text or _NEEDS_QUOTES.search(text):
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return text
