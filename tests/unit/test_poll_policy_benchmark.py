@@ -313,3 +313,26 @@ def test_the_historical_command_line_runs_the_tables(capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "Spread: 60 operations" in out
     assert "Fleet: 60 operations" in out
+
+
+def test_the_seeds_command_reports_the_oracle_the_hop_floor_and_the_targets(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["seeds", "--operations", "60", "--seeds", "2", "--jobs", "1"]) == 0
+
+    out = capsys.readouterr().out
+    assert "| oracle + Service Bus hops (hop floor) |" in out
+    assert "| ours before issue 13 |" in out
+    assert "target rel p95 <= 1.10 x oracle (median seed)" in out
+
+
+def test_the_fleet_command_runs_one_and_several_subscriptions_and_the_capacity_table(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["fleet", "--operations", "80", "--subscriptions", "1,4", "--jobs", "1"]
+    assert main([*argv, "--capacity", "--sizes", "60", "--ceilings", "120"]) == 0
+
+    out = capsys.readouterr().out
+    assert "Fleet: 80 operations on 1 subscription(s)" in out
+    assert "Fleet: 80 operations on 4 subscription(s)" in out
+    assert "| 120 s | 60 |" in out
