@@ -11,6 +11,7 @@ the same simulated hop latencies:
 - ``arm``: a read bucket per subscription and principal, and each operation's status;
 - ``pollers``: ours (the real ``decide``, or ``poll_delay`` with ``decide``'s arguments)
   and the anchors (azure-core ``ARMPolling``, ``az ... wait``, a fleet-aware reference);
+- ``previous``: the schedule before issue 13, frozen, for the "before" rows;
 - ``simulation``: one event-queue run, and the oracle no compliant poller can beat;
 - ``report``: the figures against the oracle, as Markdown tables;
 - ``runs``: jobs in parallel processes; ``cli`` and ``commands/``: the command line.
@@ -23,14 +24,16 @@ from benchmarks.poll_policy.arm import Answer, Arm
 from benchmarks.poll_policy.pollers import (
     AzureCore,
     AzWait,
+    Eager,
     FairShare,
     GaveUp,
     Ours,
     OursFast,
     Poller,
 )
+from benchmarks.poll_policy.previous import BEFORE, previous_poll_delay
 from benchmarks.poll_policy.report import measure, oracle_row
-from benchmarks.poll_policy.runs import BEFORE, Job, run_job, run_jobs
+from benchmarks.poll_policy.runs import Job, run_job, run_jobs
 from benchmarks.poll_policy.simulation import Result, oracle_lags, percentile, simulate
 from benchmarks.poll_policy.workload import HOPS, NO_HOPS, Hops, Operation, make_workload
 
@@ -42,6 +45,7 @@ __all__ = [
     "Arm",
     "AzWait",
     "AzureCore",
+    "Eager",
     "FairShare",
     "GaveUp",
     "Hops",
@@ -56,6 +60,7 @@ __all__ = [
     "oracle_lags",
     "oracle_row",
     "percentile",
+    "previous_poll_delay",
     "run_job",
     "run_jobs",
     "simulate",

@@ -90,5 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
     header(PollPolicy())
     code = COMMANDS[args.command].run(args)
-    print(f"\nwall time {time.perf_counter() - began:.1f} s with {args.jobs} process(es)")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    print(
+        f"\nwall time {time.perf_counter() - began:.1f} s with {args.jobs} process(es);"
+        f" load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
     return code

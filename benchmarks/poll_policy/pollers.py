@@ -15,6 +15,8 @@
   (no Retry-After) every ``--interval`` 30 s, at most ``range(0, --timeout 3600, 30)``,
   i.e. 120 times, then gives up; 429s are retried by the SDK's ``RetryPolicy`` as above.
 - ``FairShare``: a fleet reference no real poller can be (it knows the fleet's size).
+- ``Eager``: the oracle as a poller: reads again the instant Retry-After permits, and
+  every ``interval`` seconds otherwise (checks ``simulation.oracle_lags`` in the tests).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import bisect
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from benchmarks.poll_policy.arm import BUCKET_REFILL, Answer
@@ -137,9 +140,17 @@ class OursFast(Poller):
     plumbing around it (see the module docstring). Only the observations the simulated
     ARM produces are handled: running, Succeeded/Failed, and 429."""
 
-    def __init__(self, policy: PollPolicy, name: str = "ours") -> None:
+    def __init__(
+        self,
+        policy: PollPolicy,
+        name: str = "ours",
+        *,
+        delay_function: Callable[..., float] = poll_delay,
+    ) -> None:
         self.policy = policy
         self.name = name
+        self.delay_function = delay_function
+        """``poll_delay``, or a frozen earlier version of it (``previous.py``)."""
         self._watches: dict[int, _Watch] = {}
         self.outcomes: dict[int, str] = {}
 
@@ -172,7 +183,7 @@ class OursFast(Poller):
             retry_after, percent = answer.retry_after, answer.percent
             since = (moment - watch.started).total_seconds()
             since_start = since if since >= 0 else None
-        delay = poll_delay(
+        delay = self.delay_function(
             policy,
             elapsed=(moment - watch.first_seen).total_seconds(),
             retry_after=retry_after,
@@ -254,3 +265,21 @@ class FairShare(Poller):
         p = self.policy
         regular = max(p.min_delay, min(p.max_delay, p.growth * (now - op.submit)))
         return max(regular, inflight / (self.share * BUCKET_REFILL), answer.retry_after or 0.0)
+
+
+class Eager(Poller):
+    """The oracle's schedule run through the simulation: the next read the instant the
+    answer's Retry-After permits, else after ``interval``. Without hops, on an ARM that
+    never throttles, its lag is ``oracle_lags``' on every operation that sends
+    Retry-After, and under ``interval`` on the others."""
+
+    in_process = True
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.name = f"eager ({interval:g} s without Retry-After)"
+
+    def next_delay(self, op: Operation, answer: Answer, now: float) -> float | None:
+        if not answer.throttled and answer.status != "Running":
+            return None
+        return answer.retry_after if answer.retry_after is not None else self.interval

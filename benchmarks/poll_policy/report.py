@@ -48,6 +48,8 @@ def measure(result: Result, oracle: Sequence[float], operations: Sequence[Operat
         "oracle_rel_p95": p95(oracle_rel),
         "ratio": p95(relative) / p95(oracle_rel),
         "excess_p95": p95(excess),
+        "excess_p95_ra": p95(excess, True),
+        "excess_p95_nora": p95(excess, False),
         "excess_rel_p95": p95(excess_rel),
         "excess_rel_p95_ra": p95(excess_rel, True),
         "excess_rel_p95_nora": p95(excess_rel, False),
@@ -75,6 +77,8 @@ def oracle_row(oracle: Sequence[float], operations: Sequence[Operation]) -> Row:
         "oracle_rel_p95": percentile(relative, 95),
         "ratio": 1.0,
         "excess_p95": 0.0,
+        "excess_p95_ra": 0.0,
+        "excess_p95_nora": 0.0,
         "excess_rel_p95": 0.0,
         "excess_rel_p95_ra": 0.0,
         "excess_rel_p95_nora": 0.0,
@@ -83,6 +87,27 @@ def oracle_row(oracle: Sequence[float], operations: Sequence[Operation]) -> Row:
         "throttled_pct": 0.0,
         "early": 0.0,
     }
+
+
+def reference_row(
+    name: str, lags: Sequence[float], oracle: Sequence[float], operations: Sequence[Operation]
+) -> Row:
+    """The figures of a reference schedule given only its lags (it reads without limit:
+    no read count)."""
+    n = len(operations)
+    result = Result(
+        name=name,
+        reads=[0] * n,
+        throttled=[0] * n,
+        lag=list(lags),
+        durations=[op.duration for op in operations],
+        sends_retry_after=[op.retry_after is not None for op in operations],
+        early=0,
+        outcomes_ok=True,
+    )
+    row = measure(result, oracle, operations)
+    row["reads"] = row["reads_p95"] = math.nan
+    return row
 
 
 # -- formatting -----------------------------------------------------------------------

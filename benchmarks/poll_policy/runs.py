@@ -15,25 +15,15 @@ from benchmarks.poll_policy.pollers import (
     OursFast,
     Poller,
 )
-from benchmarks.poll_policy.simulation import Result, simulate
+from benchmarks.poll_policy.previous import BEFORE, previous_poll_delay
+from benchmarks.poll_policy.simulation import Result, hop_floor_lags, simulate
 from benchmarks.poll_policy.workload import HOPS, NO_HOPS, Operation, make_workload
 from ops_status.policy import PollPolicy
-
-BEFORE = PollPolicy(
-    min_delay=3.0,
-    max_delay=30.0,
-    growth=0.08,
-    lead=0.0,
-    low_read_budget=200,
-    read_budget_max_delay=120.0,
-)
-"""The defaults before issue 13 (docs/performance.md). Their read-budget rule differed
-too, so this is the previous schedule only where the budget never binds (spread)."""
 
 POLLERS = {
     "ours": "ours",
     "ours-no-progress": "ours, percentComplete off",
-    "ours-before": "ours, previous defaults",
+    "ours-before": "ours before issue 13 (3 s, 0.08, old budget rule)",
     "azure-core-30": "azure-core ARMPolling 30 s",
     "azure-core-10": "azure-core ARMPolling 10 s",
     "az-wait": "az ... wait (30 s, 1 h)",
@@ -48,7 +38,9 @@ def build_poller(key: str, policy: PollPolicy, *, engine: str = "decide") -> Pol
     if key == "ours-no-progress":
         return ours(replace(policy, progress_projection=False), POLLERS[key])
     if key == "ours-before":
-        return ours(BEFORE, POLLERS[key])
+        # The old poll_delay itself (previous.py); decide is unchanged since, and the fast
+        # engine passes poll_delay exactly what decide passes.
+        return OursFast(BEFORE, POLLERS[key], delay_function=previous_poll_delay)
     if key == "azure-core-30":
         return AzureCore(30.0)
     if key == "azure-core-10":
@@ -97,3 +89,17 @@ def run_jobs(jobs: Sequence[Job], processes: int) -> list[Result]:
         return [run_job(job) for job in jobs]
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         return pool.map(run_job, jobs, chunksize=1)
+
+
+def hop_floor_job(key: tuple[int, int]) -> list[float]:
+    """``hop_floor_lags`` of the spread workload (count, seed), with the hop latencies."""
+    count, seed = key
+    return hop_floor_lags(workload(count, seed, False, 1), seed, HOPS)
+
+
+def run_hop_floors(count: int, seeds: Sequence[int], processes: int) -> list[list[float]]:
+    keys = [(count, seed) for seed in seeds]
+    if processes <= 1:
+        return [hop_floor_job(key) for key in keys]
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        return pool.map(hop_floor_job, keys, chunksize=1)

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from benchmarks.poll_policy.arm import Arm
+from benchmarks.poll_policy.arm import Answer, Arm
 from benchmarks.poll_policy.pollers import GaveUp, Ours, OursFast, Poller
 from benchmarks.poll_policy.workload import HOPS, Hops, HopStream, Operation
 
@@ -74,6 +74,63 @@ def oracle_lags(operations: Sequence[Operation]) -> list[float]:
         cycles = math.ceil((op.end - op.submit) / op.retry_after)
         lags.append(op.submit + cycles * op.retry_after - op.end)
     return lags
+
+
+def hop_floor_lags(operations: Sequence[Operation], seed: int, hops: Hops = HOPS) -> list[float]:
+    """The oracle with the hops of a Service Bus poll cycle: on an operation that sends
+    Retry-After, the next read is scheduled for the instant Retry-After permits and then
+    pays delivery, dispatch and the ARM round trip (``seed``'s hop streams, as every poller
+    meets them); without Retry-After its lag is 0, as the oracle's. No poller that
+    reschedules through Service Bus and honours Retry-After does better in distribution:
+    the excess of this over the oracle is the hops', not the schedule's."""
+    senders = [op for op in operations if op.retry_after is not None]
+    # The operations keep their own hop streams (indexed by op.index) but get a private
+    # ARM that never throttles: this reference reads nothing from the shared bucket.
+    arm = Arm(operations, seed, bucket_size=1e12, refill=1e12)
+    result = _run(operations, senders, _HopFloor(), seed, hops, arm)
+    lags = [0.0] * len(operations)
+    for op in senders:
+        lags[op.index] = result[op.index] - op.end
+    return lags
+
+
+class _HopFloor(Poller):
+    name = "oracle + Service Bus hops"
+
+    def next_delay(self, op: Operation, answer: Answer, now: float) -> float | None:
+        if not answer.throttled and answer.status != "Running":
+            return None
+        return answer.retry_after
+
+
+def _run(
+    operations: Sequence[Operation],
+    chosen: Sequence[Operation],
+    poller: Poller,
+    seed: int,
+    hops: Hops,
+    arm: Arm,
+) -> list[float]:
+    """Detection times of ``chosen`` (a subset of ``operations``, which sizes the streams),
+    read by a poller that never gives up and never meets a 429."""
+    stream = HopStream(hops, seed, len(operations))
+    detected_at = [math.inf] * len(operations)
+    queue = []
+    for op in chosen:
+        _, rtt = stream.next(op.index)
+        queue.append((op.submit + rtt, op.index))
+    heapq.heapify(queue)
+    while queue:
+        now, index = heapq.heappop(queue)
+        op = operations[index]
+        answer = arm.read(op, now)
+        delay = poller.next_delay(op, answer, now)
+        if delay is None:
+            detected_at[index] = now
+            continue
+        before, rtt = stream.next(index)
+        heapq.heappush(queue, (now + delay + before + rtt, index))
+    return detected_at
 
 
 def simulate(

@@ -26,7 +26,7 @@ from benchmarks.poll_policy.workload import (
 )
 from ops_status.policy import PollPolicy
 
-POLLERS = ("ours", "azure-core-30", "az-wait", "fair-share")
+POLLERS = ("ours", "ours-before", "azure-core-30", "az-wait", "fair-share")
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -39,7 +39,10 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--seeds", default="7", help="comma-separated seeds")
     parser.add_argument(
-        "--engine", choices=("fast", "decide"), default="decide", help="how ours is driven"
+        "--engine",
+        choices=("fast", "decide"),
+        default="fast",
+        help="how ours is driven (the same figures: tests/unit/test_poll_policy_benchmark.py)",
     )
     parser.add_argument(
         "--capacity", action="store_true", help="also: fleet sizes x read_budget_max_delay"
@@ -114,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
 POLLER_NAMES = {
     "ours": "ours",
+    "ours-before": "ours before issue 13",
     "azure-core-30": "azure-core ARMPolling 30 s",
     "az-wait": "az ... wait (30 s, 1 h)",
     "fair-share": "(fleet-aware reference)",
