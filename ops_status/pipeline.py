@@ -31,6 +31,7 @@ from ops_status.observation import Observation
 from ops_status.request import WatchRequest, parse_watch_request, submission_key
 from ops_status.servicebus import Intake
 from ops_status.settings import ArmSettings
+from ops_status.traceparent import TraceContext
 
 __all__ = [
     "PollReport",
@@ -50,13 +51,16 @@ def prepare_watch(body: Mapping[str, Any], settings: ArmSettings) -> WatchReques
     return parse_watch_request(raw, arm_endpoint=settings.arm_endpoint, policy=settings.policy)
 
 
-def initial_watch_message(request: WatchRequest) -> OutboundMessage:
+def initial_watch_message(
+    request: WatchRequest, *, trace: TraceContext | None = None
+) -> OutboundMessage:
     """The submission: the validated body, MessageId ``submission_key(request)``.
 
     Submitting the same watch twice (same operation, same correlation id) within the
     intake queue's duplicate-detection window gives the same MessageId, which the queue
     drops. The watch id itself is given at intake, from the broker's identity of this
-    message, so the function starts exactly one watch per kept submission.
+    message, so the function starts exactly one watch per kept submission. ``trace`` is
+    the context the message carries (the ``send`` span's), where the watch's trace goes on.
     """
     return OutboundMessage(
         body=json.dumps(request.to_body(), separators=(",", ":")).encode(),
@@ -65,15 +69,18 @@ def initial_watch_message(request: WatchRequest) -> OutboundMessage:
         subject="watch",
         correlation_id=request.correlation_id,
         application_properties={"operationId": request.target.operation_id, "attempt": 0},
+        trace=trace,
     )
 
 
-def submit_watch(request: WatchRequest, outputs: Intake) -> OutboundMessage:
+def submit_watch(
+    request: WatchRequest, outputs: Intake, *, trace: TraceContext | None = None
+) -> OutboundMessage:
     """Put ``request`` on the intake queue, receivable at once; returns what was sent.
 
     Raises ``ServiceBusSendError`` when the send fails.
     """
-    message = initial_watch_message(request)
+    message = initial_watch_message(request, trace=trace)
     outputs.submit(message)
     return message
 

@@ -26,6 +26,7 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "MAX_HEADER_LENGTH",
@@ -131,7 +132,7 @@ def parse_trace_context(traceparent: object, tracestate: object = None) -> Trace
     return TraceContext(context.trace_id, context.parent_id, context.flags, state)
 
 
-def trace_context_from_properties(properties: Mapping[object, object]) -> TraceContext | None:
+def trace_context_from_properties(properties: Mapping[Any, Any]) -> TraceContext | None:
     """The trace context of a Service Bus message's application properties.
 
     ``traceparent`` first, then ``Diagnostic-Id`` (what older Service Bus SDKs write,
