@@ -113,14 +113,14 @@ def handle_watch_message(message: InboundMessage, dependencies: Dependencies) ->
         )
     """
     started = dependencies.clock()
-    began = time.monotonic()
+    started_monotonic = time.monotonic()  # for the handler duration: immune to clock steps
     settings = dependencies.settings
     queue = settings.intake_queue if message.queue is Queue.INTAKE else settings.polls_queue
     server = tracing.service_bus_address(
         settings.service_bus_namespace, settings.service_bus_connection_string
     )
     enqueued = message.enqueued_time
-    outcome, error_type = "error", None
+    handled_as, error_type = "error", None
     with (
         bind(message_id=message.message_id, delivery_count=message.delivery_count),
         tracing.consuming(
@@ -139,10 +139,10 @@ def handle_watch_message(message: InboundMessage, dependencies: Dependencies) ->
         step = _Step(message, dependencies, span, server)
         try:
             result = _handle(step)
-            outcome = result.action
+            handled_as = result.action
             return result
         except ServiceBusSendError as exc:
-            outcome, error_type = "send_failed", tracing.error_type(exc)
+            handled_as, error_type = "send_failed", tracing.error_type(exc)
             _wait_before_redelivery(message, dependencies, started)
             raise
         except BaseException as exc:
@@ -150,7 +150,10 @@ def handle_watch_message(message: InboundMessage, dependencies: Dependencies) ->
             raise
         finally:
             dependencies.metrics.message_handled(
-                time.monotonic() - began, destination=queue, action=outcome, error_type=error_type
+                time.monotonic() - started_monotonic,
+                destination=queue,
+                action=handled_as,
+                error_type=error_type,
             )
 
 
