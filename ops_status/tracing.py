@@ -44,7 +44,8 @@ from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanK
 from opentelemetry.util.types import AttributeValue
 
 from ops_status import __version__
-from ops_status.traceparent import TraceContext, new_trace_context
+from ops_status.errors import OpsStatusError
+from ops_status.traceparent import TraceContext, new_trace_context, parse_trace_context
 
 __all__ = [
     "TRACER_NAME",
@@ -96,8 +97,6 @@ def environment_trace_context(environ: Mapping[str, str]) -> TraceContext | None
     """The caller's trace from ``TRACEPARENT`` / ``TRACESTATE`` (the OpenTelemetry
     convention for passing context to a child process, which CI tooling follows), or
     None when absent or invalid (an invalid one is ignored: a new trace starts)."""
-    from ops_status.traceparent import parse_trace_context
-
     return parse_trace_context(environ.get("TRACEPARENT"), environ.get("TRACESTATE"))
 
 
@@ -117,8 +116,6 @@ def error_type(exc: BaseException) -> str:
     """``error.type`` for an exception: its class name (low cardinality, as the semantic
     conventions ask); for one of ours that wraps an SDK error (``ServiceBusSendError``
     from ``OperationTimeoutError``), the wrapped one's, which says more."""
-    from ops_status.errors import OpsStatusError
-
     if isinstance(exc, OpsStatusError) and exc.__cause__ is not None:
         exc = exc.__cause__
     return type(exc).__name__
@@ -134,7 +131,8 @@ def started_span(
     attributes: Mapping[str, AttributeValue | None] | None = None,
 ) -> Iterator[Span]:
     """A span, current inside the block; ended (with ``error.type`` and an error status
-    if the block raises) on exit.
+    if the block raises) on exit. The exception itself is not recorded: its message could
+    carry what a span must not (an SDK error quoting a URL with its signed query).
 
     ``parent``: a remote context to continue, ``None`` for a new trace, or (default) the
     current span. When the API is a no-op and there is nothing to continue, the span
@@ -156,7 +154,9 @@ def started_span(
     if not span.get_span_context().is_valid:
         # No SDK and no parent: the no-op API gives the invalid span. Make up the ids.
         span = NonRecordingSpan(_remote(new_trace_context(), remote=False))
-    with trace.use_span(span, end_on_exit=True):
+    with trace.use_span(
+        span, end_on_exit=True, record_exception=False, set_status_on_exception=False
+    ):
         try:
             yield span
         except BaseException as exc:
