@@ -11,7 +11,8 @@ does:
   is dropped by the intake queue's duplicate detection;
 - ``follow_operation`` polls in-process with the same ``StatusReader`` and ``decide`` the
   function uses (same delays, same Retry-After handling, same deadline), for pipelines
-  that prefer to block. It needs no Service Bus.
+  that prefer to block. It needs no Service Bus. Its reads are one trace, like a queued
+  watch's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ops_status import tracing
 from ops_status.clock import utcnow
 from ops_status.decision import Action, Finish, decide
 from ops_status.events import WATCH_CONTENT_TYPE, OutboundMessage
@@ -128,14 +130,27 @@ def follow_operation(
 
         finish = follow_operation(request, ArmClient(endpoint, credential), settings)
         finish.outcome.status        # FinalStatus.SUCCEEDED, ...
+
+    The whole follow is one ``ops-status watch`` span (a child of the current one, if
+    any), so its reads (``GET`` spans) are one trace, as a queued watch's are.
     """
-    while True:
-        observation = reader.get_operation_status(request)
-        now = clock()
-        action = decide(request, observation, now, settings.policy)
-        if on_poll is not None:
-            on_poll(PollReport(observation, action, now))
-        if isinstance(action, Finish):
-            return action
-        sleep(max((action.not_before - clock()).total_seconds(), 0.0))
-        request = action.next_request
+    attributes = {"ops_status.operation_id": request.target.operation_id}
+    with tracing.started_span("ops-status watch", attributes=attributes) as span:
+        while True:
+            observation = reader.get_operation_status(request)
+            now = clock()
+            action = decide(request, observation, now, settings.policy)
+            if on_poll is not None:
+                on_poll(PollReport(observation, action, now))
+            if isinstance(action, Finish):
+                state = action.request.state
+                tracing.set_attributes(
+                    span,
+                    {
+                        "ops_status.outcome": action.outcome.status.value,
+                        "ops_status.attempt": state.attempt if state else None,
+                    },
+                )
+                return action
+            sleep(max((action.not_before - clock()).total_seconds(), 0.0))
+            request = action.next_request

@@ -13,18 +13,21 @@ from datetime import datetime, timezone
 import jsonschema
 import pytest
 
-from ops_status import cli
+from ops_status import cli, tracing
 from ops_status.cli import output
 from ops_status.decision import FinalStatus, Finish, Outcome
 from ops_status.events import build_terminal_event
 from ops_status.listen import ReceivedEvent
+from ops_status.observation import StatusRead
+from ops_status.pipeline import follow_operation
 from ops_status.policy import PollPolicy
 from ops_status.request import parse_watch_request
 from ops_status.servicebus import _to_sdk, trace_properties
+from ops_status.settings import load_settings
 from ops_status.traceparent import TraceContext, new_trace_context
-from tests.conftest import sample_bytes
+from tests.conftest import BASE_ENVIRONMENT, sample_bytes
 from tests.contracts import EVENT, assert_valid_event
-from tests.telemetry import install_tracing
+from tests.telemetry import install_tracing, spans_in_trace
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 SUBSCRIPTION = "e7b5a9d2-6b6a-4d2f-9143-20d9a10f5b8f"
@@ -169,3 +172,35 @@ def test_listen_falls_back_to_the_messages_properties_for_the_trace() -> None:
 
     assert event.trace == TRACE
     assert broken.trace is None
+
+
+def test_watch_in_process_reads_inside_one_trace() -> None:
+    # Given a reader that notes the trace each read runs in
+    install_tracing()
+    seen: list[TraceContext | None] = []
+
+    class NotingReader:
+        def get_operation_status(self, request: object) -> StatusRead:
+            seen.append(tracing.current_trace_context())
+            return StatusRead("Succeeded" if len(seen) == 3 else "Running")
+
+    request = parse_watch_request(
+        sample_bytes("watch-parts.json"), arm_endpoint="https://management.azure.com"
+    )
+
+    # When the operation is followed to its end in this process
+    follow_operation(
+        request,
+        NotingReader(),
+        load_settings(BASE_ENVIRONMENT),
+        clock=lambda: T0,
+        sleep=lambda _: None,
+    )
+
+    # Then all three reads ran under one `ops-status watch` span
+    assert len(seen) == 3
+    assert all(context is not None for context in seen)
+    assert len({(c.trace_id, c.parent_id) for c in seen if c}) == 1
+    [span] = [s for s in spans_in_trace(seen[0].trace_id) if s.name == "ops-status watch"]  # type: ignore[union-attr]
+    assert span.attributes["ops_status.outcome"] == "Succeeded"
+    assert span.attributes["ops_status.attempt"] == 3
