@@ -15,8 +15,10 @@ each watch as a pipeline would, through the ``ops-status`` command line only:
 Progress comes from the worker's own log lines (read from its stderr through a pipe: no
 file is written), e.g. a throttled read shown as ``429, Retry-After 4 s honoured``. The
 worker is stopped as soon as its log shows every watch ended, so its shutdown overlaps
-the gates' last reads. At the end one terminal CloudEvent is printed in full, then a
-summary.
+the gates' last reads. At the end one terminal CloudEvent is printed in full, then each
+watch's trace as a small tree (the spans the ``submit`` and worker processes recorded,
+through ``emulators.spans``), with its trace id checked against the one ``submit`` printed
+and the event's ``traceparent``, then a summary.
 
 Exit code 0 when every watch ended with the expected event and gate exit code within
 the time limit, and the throttled read was honoured.
@@ -29,9 +31,11 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -43,6 +47,7 @@ from typing import IO, Any, TextIO
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 
 from emulators.arm import Step
+from emulators.spans import read_spans, span_tree
 from emulators.stack import EVENTS_TOPIC, INTAKE_QUEUE, POLLS_QUEUE, LocalStack
 
 __all__ = ["run_demo"]
@@ -158,12 +163,23 @@ class GateResult:
     message_id: str | None = None
     event: dict[str, Any] | None = None
     exit_code: int | None = None
+    trace_id: str | None = None
+    """The trace id ``submit --json`` printed (None when the request was sent raw)."""
 
 
 def run_demo(*, time_limit: float = 60.0, out: TextIO = sys.stdout) -> int:
     """Run the demo; returns the process exit code."""
     console = Console(out)
     watches = _watches()
+    # Where the child processes write their spans (emulators.spans); removed at the end.
+    spans = Path(tempfile.mkdtemp(prefix="ops-status-demo-spans-"))
+    try:
+        return _run(watches, console, spans, time_limit)
+    finally:
+        shutil.rmtree(spans, ignore_errors=True)
+
+
+def _run(watches: list[DemoWatch], console: Console, spans: Path, time_limit: float) -> int:
     with LocalStack() as stack:
         for watch in watches:
             if watch.steps:
@@ -173,10 +189,12 @@ def run_demo(*, time_limit: float = 60.0, out: TextIO = sys.stdout) -> int:
             f"Service Bus {stack.servicebus.fully_qualified_namespace} "
             f"(intake {INTAKE_QUEUE}, polls {POLLS_QUEUE}, topic {EVENTS_TOPIC})"
         )
-        worker = WorkerProcess(stack, watches, console)
+        worker = WorkerProcess(stack, watches, console, spans=spans)
         try:
             with ThreadPoolExecutor(max_workers=len(watches)) as pool:
-                futures = [pool.submit(_pipeline, stack, w, console, time_limit) for w in watches]
+                futures = [
+                    pool.submit(_pipeline, stack, w, console, time_limit, spans) for w in watches
+                ]
                 _show_in_flight(stack, console)
                 results = {w.name: f.result() for w, f in zip(watches, futures, strict=True)}
         finally:
@@ -186,14 +204,15 @@ def run_demo(*, time_limit: float = 60.0, out: TextIO = sys.stdout) -> int:
     if shown is not None:
         console.say(f"the {SHOWN_IN_FULL} event in full, as its gate's `listen --json` printed it:")
         console.block(json.dumps(shown, indent=2, ensure_ascii=False))
-    return _summary(watches, results, worker, console)
+    traced = _show_traces(watches, results, read_spans(spans), console)
+    return _summary(watches, results, worker, console, traced)
 
 
 # -- the pipelines: submit, then a listen gate -------------------------------------------
 
 
 def _pipeline(
-    stack: LocalStack, watch: DemoWatch, console: Console, time_limit: float
+    stack: LocalStack, watch: DemoWatch, console: Console, time_limit: float, spans: Path
 ) -> GateResult:
     """What one pipeline does: submit its watch, then wait at a gate for its event."""
     result = GateResult()
@@ -202,11 +221,12 @@ def _pipeline(
         stack, "submit", *watch.submit, "--correlation-id", correlation, "--json",
         ServiceBusConnection=stack.pipeline_connection_string,
         # A throwaway stack: nothing to remember for duplicate warnings, no file written.
-        OPS_STATUS_SUBMIT_HISTORY="",
+        OPS_STATUS_SUBMIT_HISTORY="", traced_to=spans,
     )  # fmt: skip
     done = submit.communicate(timeout=time_limit)
     if submit.returncode == 0:
         result.message_id = json.loads(done[0])["messageId"]
+        result.trace_id = json.loads(done[0]).get("traceId")
         console.say(f"submitted {watch.name:<13} MessageId {result.message_id} ({watch.story})")
     else:
         refusal = " ".join(done[1].split()).removeprefix("ops-status: error: ")
@@ -239,8 +259,11 @@ def _pipeline(
     return result
 
 
-def _ops_status(stack: LocalStack, *argv: str, **environment: str) -> subprocess.Popen[str]:
-    """``python -m ops_status ARGV`` as a pipeline step runs it: the step's own environment."""
+def _ops_status(
+    stack: LocalStack, *argv: str, traced_to: Path | None = None, **environment: str
+) -> subprocess.Popen[str]:
+    """``python -m ops_status ARGV`` as a pipeline step runs it: the step's own environment.
+    With ``traced_to``, its spans are written there (``python -m emulators.spans``)."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -254,7 +277,7 @@ def _ops_status(stack: LocalStack, *argv: str, **environment: str) -> subprocess
         **environment,
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "ops_status", *argv],
+        [*_command(traced_to), *argv],
         env=env,
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
@@ -317,6 +340,8 @@ class WorkerProcess:
     honoured: dict[str, bool] = field(default_factory=dict)
     """Per throttled watch: did the next read wait at least the Retry-After?"""
     stop_note: str = ""
+    spans: Path | None = None
+    """Where the worker writes its spans (None: not recorded)."""
 
     def __post_init__(self) -> None:
         environment = self.stack.environment(
@@ -328,7 +353,7 @@ class WorkerProcess:
         self._stopping = threading.Lock()
         self._stop_sent = False
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "ops_status", "worker", "--concurrency", "4"],
+            [*_command(self.spans), "worker", "--concurrency", "4"],
             env={**os.environ, **environment},
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
@@ -447,11 +472,54 @@ def _describe_event(name: str, event: dict[str, Any]) -> str:
     return line
 
 
+def _command(traced_to: Path | None) -> list[str]:
+    """``python -m ops_status``, or through ``emulators.spans`` to record its spans."""
+    if traced_to is None:
+        return [sys.executable, "-m", "ops_status"]
+    return [sys.executable, "-m", "emulators.spans", str(traced_to)]
+
+
+def _show_traces(
+    watches: list[DemoWatch],
+    results: dict[str, GateResult],
+    spans: list[dict[str, Any]],
+    console: Console,
+) -> dict[str, bool]:
+    """Each watch's trace as a tree; per watch, whether it is one trace from ``submit``
+    to the event: the id submit printed is the event's ``traceparent`` trace id, and the
+    event was published from one of that trace's spans."""
+    from ops_status.traceparent import parse_traceparent
+
+    console.say("traces: each watch's spans (submit and worker processes), as recorded")
+    verdicts: dict[str, bool] = {}
+    for watch in watches:
+        result = results[watch.name]
+        published = parse_traceparent((result.event or {}).get("traceparent"))
+        if published is None:
+            console.say(f"  BAD {watch.name:<13} its event carries no traceparent")
+            verdicts[watch.name] = False
+            continue
+        ids = {s["span_id"] for s in spans if s["trace_id"] == published.trace_id}
+        same = result.trace_id in (None, published.trace_id) and published.parent_id in ids
+        verdicts[watch.name] = same
+        said = (
+            "the id submit printed and the event's traceparent"
+            if result.trace_id
+            else "the event's traceparent (sent raw: no submit span)"
+        )
+        console.say(
+            f"  {'ok ' if same else 'BAD'} {watch.name:<13} trace {published.trace_id} = {said}"
+        )
+        console.block("\n".join(" " * 10 + line for line in span_tree(spans, published.trace_id)))
+    return verdicts
+
+
 def _summary(
     watches: list[DemoWatch],
     results: dict[str, GateResult],
     worker: WorkerProcess,
     console: Console,
+    traced: dict[str, bool],
 ) -> int:
     console.say("summary (each gate is `ops-status listen`; its exit code is the pipeline's)")
     ok = worker.exit_code == 0
@@ -461,7 +529,7 @@ def _summary(
         got = event.get("type", "(no event)")
         polls = event.get("data", {}).get("polls", "-")
         good = got == watch.expected and result.exit_code == watch.expected_exit
-        good = good and worker.honoured.get(watch.name, True)
+        good = good and worker.honoured.get(watch.name, True) and traced.get(watch.name, False)
         ok = ok and good
         meaning = GATE_EXIT.get(result.exit_code, "error") if result.exit_code is not None else "-"
         console.say(

@@ -11,6 +11,13 @@ deliveries, and the watch, were gone in 5 s.)
 The bearer token only ever goes to the configured endpoint: the URL is the endpoint
 plus a path validated by ``parse_watch_request``, checked again here, and redirects
 are never followed.
+
+Each read is a ``GET`` CLIENT span (HTTP client semantic conventions: method, server,
+``url.full`` with only the ``api-version`` query parameter, status code, ``error.type``)
+and the request carries that span's ``traceparent``, so ARM's own logs can be joined to
+the watch's trace. The span also says what the read meant (``ops_status.arm_status``,
+``ops_status.throttled``, ``ops_status.remaining_reads``). Its duration and status go to
+``ops_status.arm.read.duration``, measured around the request alone (not the token).
 """
 
 from __future__ import annotations
@@ -18,16 +25,20 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
 from azure.core.credentials import TokenCredential
+from opentelemetry import trace
+from opentelemetry.trace import Span
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from ops_status import __version__
+from ops_status import __version__, tracing
 from ops_status.clock import utcnow
 from ops_status.logs import log
+from ops_status.metrics import WatchMetrics, default_metrics
 from ops_status.observation import (
     Observation,
     ReadFailure,
@@ -73,9 +84,12 @@ class ArmClient:
         read_timeout: float = 30.0,
         session: requests.Session | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        metrics: WatchMetrics | None = None,
     ) -> None:
+        self._metrics = metrics or default_metrics()
         self._endpoint = endpoint.rstrip("/")
         self._netloc = urlsplit(self._endpoint).netloc
+        self._host = urlsplit(self._endpoint).hostname or self._netloc
         self._scope = self._endpoint + "/.default"
         self._credential = credential
         self._timeout = (connect_timeout, read_timeout)
@@ -103,27 +117,53 @@ class ArmClient:
         url = self._endpoint + request.target.status_path
         if urlsplit(url).netloc != self._netloc:  # defence in depth; parsing already ensures it
             raise ValueError("status path would leave the configured ARM endpoint")
-        token = self._token()
-        if isinstance(token, ReadFailure):
-            log(logger, logging.WARNING, "arm.token_unavailable", detail=token.detail)
-            return token
-        client_request_id = str(uuid.uuid4())
-        headers = {
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/json",
-            # Status documents are tiny; identity encoding keeps the size cap honest.
-            "Accept-Encoding": "identity",
-            "User-Agent": USER_AGENT,
-            "x-ms-client-request-id": client_request_id,
-            "x-ms-return-client-request-id": "true",
-        }
-        correlation = _correlation_request_id(request.correlation_id)
-        if correlation:
-            headers["x-ms-correlation-request-id"] = correlation
-        started = time.monotonic()
-        observation = self._send(url, headers)
-        # The handler's one INFO line per message carries the status; a failed read is
-        # worth a line of its own at INFO, a good one only at DEBUG.
+        attempt = (request.state.attempt if request.state is not None else 0) + 1
+        with tracing.http_client_span(
+            url,
+            attributes={
+                "ops_status.operation_id": request.target.operation_id,
+                "ops_status.attempt": attempt,
+            },
+        ) as span:
+            token = self._token()
+            if isinstance(token, ReadFailure):
+                log(logger, logging.WARNING, "arm.token_unavailable", detail=token.detail)
+                # No request went out: the span says why there is no status code.
+                tracing.set_attributes(
+                    span,
+                    {"error.type": token.kind.value, "ops_status.read_failure": token.kind.value},
+                )
+                span.set_status(trace.Status(trace.StatusCode.ERROR, token.kind.value))
+                return token
+            client_request_id = str(uuid.uuid4())
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                # Status documents are tiny; identity encoding keeps the size cap honest.
+                "Accept-Encoding": "identity",
+                "User-Agent": USER_AGENT,
+                "x-ms-client-request-id": client_request_id,
+                "x-ms-return-client-request-id": "true",
+            }
+            context = tracing.trace_context_of(span)
+            if context is not None:
+                headers["traceparent"] = context.traceparent
+                if context.tracestate:
+                    headers["tracestate"] = context.tracestate
+            correlation = _correlation_request_id(request.correlation_id)
+            if correlation:
+                headers["x-ms-correlation-request-id"] = correlation
+            started = time.monotonic()
+            answer = self._send(url, headers)
+            elapsed = time.monotonic() - started
+            observation = answer.observation
+            _describe(span, answer, client_request_id)
+            self._metrics.arm_read(
+                elapsed,
+                status_code=answer.status_code,
+                error_type=answer.error_type,
+                server_address=self._host,
+            )
         log(
             logger,
             logging.INFO if isinstance(observation, ReadFailure) else logging.DEBUG,
@@ -134,7 +174,7 @@ class ArmClient:
             status=observation.status if isinstance(observation, StatusRead) else None,
             failure=observation.kind.value if isinstance(observation, ReadFailure) else None,
             retry_after_s=observation.retry_after,
-            elapsed_ms=round((time.monotonic() - started) * 1000),
+            elapsed_ms=round(elapsed * 1000),
         )
         return observation
 
@@ -169,22 +209,63 @@ class ArmClient:
             prepared, stream=True, timeout=self._timeout, verify=True, cert=None, proxies={}
         )
 
-    def _send(self, url: str, headers: dict[str, str]) -> Observation:
+    def _send(self, url: str, headers: dict[str, str]) -> _Answer:
         try:
             with self._get(url, headers) as response:
                 # requests' read timeout is per socket read: a slow drip of bytes would
                 # never trip it, so the whole body also gets an overall deadline.
                 body = _read_capped(response, deadline=time.monotonic() + sum(self._timeout))
                 now = utcnow()
+                status = response.status_code
                 if isinstance(body, str):
-                    return ReadFailure(ReadFailureKind.TRANSIENT, body, response.status_code)
-                return classify_response(response.status_code, response.headers, body, now=now)
+                    failure = ReadFailure(ReadFailureKind.TRANSIENT, body, status)
+                    return _Answer(failure, status, "ResponseBodyAbandoned")
+                observation = classify_response(status, response.headers, body, now=now)
+                return _Answer(observation, status, str(status) if status >= 400 else None)
         except requests.Timeout as exc:
-            return ReadFailure(ReadFailureKind.TRANSIENT, f"timeout: {type(exc).__name__}")
+            detail = f"timeout: {type(exc).__name__}"
+            kind = tracing.error_type(exc)
         except requests.ConnectionError as exc:
-            return ReadFailure(ReadFailureKind.TRANSIENT, f"connection error: {type(exc).__name__}")
+            detail = f"connection error: {type(exc).__name__}"
+            kind = tracing.error_type(exc)
         except requests.RequestException as exc:
-            return ReadFailure(ReadFailureKind.TRANSIENT, f"request error: {type(exc).__name__}")
+            detail = f"request error: {type(exc).__name__}"
+            kind = tracing.error_type(exc)
+        return _Answer(ReadFailure(ReadFailureKind.TRANSIENT, detail), None, kind)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What one request got: the observation, plus what the HTTP span and metric record."""
+
+    observation: Observation
+    status_code: int | None
+    """None when no response arrived (timeout, connection error)."""
+    error_type: str | None
+    """``error.type``: the status code from 400 up, the exception's class, or None."""
+
+
+def _describe(span: Span, answer: _Answer, client_request_id: str) -> None:
+    observation = answer.observation
+    failure = observation if isinstance(observation, ReadFailure) else None
+    tracing.set_attributes(
+        span,
+        {
+            "http.response.status_code": answer.status_code,
+            "error.type": answer.error_type,
+            "ops_status.client_request_id": client_request_id,
+            "ops_status.arm_status": observation.status
+            if isinstance(observation, StatusRead)
+            else None,
+            "ops_status.read_failure": failure.kind.value if failure else None,
+            "ops_status.throttled": failure is not None
+            and failure.kind is ReadFailureKind.THROTTLED,
+            "ops_status.retry_after": observation.retry_after,
+            "ops_status.remaining_reads": observation.remaining_reads,
+        },
+    )
+    if answer.error_type is not None:
+        span.set_status(trace.Status(trace.StatusCode.ERROR, answer.error_type))
 
 
 def _read_capped(response: requests.Response, *, deadline: float) -> bytes | str:

@@ -13,6 +13,12 @@ can neither fork a second polling chain nor publish a second terminal event.
   refused message, see ``InboundMessage.delivery_key``; at intake it is the watch id the
   submission would have had)
 
+Trace context: each builder takes the ``trace`` of the ``send`` span that will carry the
+message (``tracing.producing``). It travels as ``OutboundMessage.trace`` (the Service Bus
+adapter stamps ``Diagnostic-Id``/``traceparent``/``tracestate`` from it), and a CloudEvent
+also carries it in its envelope, as the CloudEvents distributed-tracing extension
+(``traceparent``, ``tracestate``), so a subscriber continues the same trace.
+
 The watch id comes from the broker's identity of the intake message, so every
 submission, even of the same operation with the same correlation id, gets its own chain
 and its own terminal event. Pipelines cannot send to the polls queue or the topic, so no
@@ -33,6 +39,7 @@ from ops_status.clock import format_time
 from ops_status.decision import FinalStatus, Finish, Reschedule
 from ops_status.jsontext import json_object
 from ops_status.request import WatchRequest, is_plain_id
+from ops_status.traceparent import TraceContext
 
 __all__ = [
     "CLOUDEVENTS_CONTENT_TYPE",
@@ -81,6 +88,8 @@ class OutboundMessage:
     subject: str | None = None
     correlation_id: str | None = None
     application_properties: Mapping[str, str | int] = field(default_factory=dict)
+    trace: TraceContext | None = None
+    """The creation context the adapter stamps on the message (W3C Trace Context)."""
 
 
 def watch_message_id(request: WatchRequest) -> str:
@@ -89,7 +98,9 @@ def watch_message_id(request: WatchRequest) -> str:
     return f"{request.watch_key}.{attempt}"
 
 
-def build_watch_message(action: Reschedule) -> OutboundMessage:
+def build_watch_message(
+    action: Reschedule, *, trace: TraceContext | None = None
+) -> OutboundMessage:
     """The next poll: same request, advanced poll state, deterministic id."""
     request = action.next_request
     return OutboundMessage(
@@ -103,10 +114,13 @@ def build_watch_message(action: Reschedule) -> OutboundMessage:
             "attempt": request.state.attempt if request.state else 0,
             "watchId": request.watch_key,
         },
+        trace=trace,
     )
 
 
-def build_terminal_event(action: Finish, *, arm_endpoint: str, now: datetime) -> OutboundMessage:
+def build_terminal_event(
+    action: Finish, *, arm_endpoint: str, now: datetime, trace: TraceContext | None = None
+) -> OutboundMessage:
     """The one CloudEvent that ends a watch, kept under the Service Bus size limit."""
     request, outcome = action.request, action.outcome
     target, state = request.target, request.state
@@ -159,6 +173,7 @@ def build_terminal_event(action: Finish, *, arm_endpoint: str, now: datetime) ->
         subject=target.operation_id,
         now=now,
         data=data,
+        trace=trace,
     )
     return OutboundMessage(
         body=_fit(envelope),
@@ -167,6 +182,7 @@ def build_terminal_event(action: Finish, *, arm_endpoint: str, now: datetime) ->
         subject=event_type.value,
         correlation_id=request.correlation_id,
         application_properties=properties,
+        trace=trace,
     )
 
 
@@ -179,6 +195,7 @@ def build_rejection_event(
     delivery_id: str | None = None,
     submission_id: str | None = None,
     watch_id: str | None = None,
+    trace: TraceContext | None = None,
 ) -> OutboundMessage:
     """The event that tells a pipeline its watch request was refused, and why.
 
@@ -228,6 +245,7 @@ def build_rejection_event(
         subject=recovered.get("operationId") or delivery_id,
         now=now,
         data=data,
+        trace=trace,
     )
     return OutboundMessage(
         body=_fit(envelope),
@@ -236,6 +254,7 @@ def build_rejection_event(
         subject=EventType.REJECTED.value,
         correlation_id=correlation_id,
         application_properties=properties,
+        trace=trace,
     )
 
 
@@ -247,6 +266,7 @@ def _cloudevent(
     subject: str | None,
     now: datetime,
     data: dict[str, Any],
+    trace: TraceContext | None,
 ) -> dict[str, Any]:
     envelope: dict[str, Any] = {
         "specversion": "1.0",
@@ -259,6 +279,12 @@ def _cloudevent(
     }
     if subject:
         envelope["subject"] = subject
+    if trace is not None:
+        # CloudEvents distributed-tracing extension (cloudevents/spec
+        # cloudevents/extensions/distributed-tracing.md): the event's creation context.
+        envelope["traceparent"] = trace.traceparent
+        if trace.tracestate:
+            envelope["tracestate"] = trace.tracestate
     return envelope
 
 

@@ -5,7 +5,9 @@ The Functions trigger and the standalone worker receive different objects
 both become an ``InboundMessage`` here, so the handler sees one shape. This module also
 owns the watch id: the identity of a submission, taken from what the *broker* says about
 the intake message (its MessageId, sequence number and enqueued time), never from what
-the body says.
+the body says. It reads the message's trace context (``Diagnostic-Id``/``traceparent``/
+``tracestate`` application properties): at intake it is the pipeline's word and only
+correlates; on the polls queue the app wrote it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any
+
+from ops_status.traceparent import TraceContext, trace_context_from_properties
 
 if TYPE_CHECKING:
     import azure.functions as func
@@ -48,6 +52,8 @@ class InboundMessage:
     delivery_count: int | None = None
     """1 on the first delivery, as Service Bus and the Functions host count."""
     body_problem: str | None = None
+    trace_context: TraceContext | None = None
+    """The sender's trace context from the application properties, when valid."""
 
     @property
     def delivery_key(self) -> str:
@@ -77,6 +83,7 @@ class InboundMessage:
             sequence_number=message.sequence_number,
             enqueued_time=_aware(message.enqueued_time_utc),
             delivery_count=message.delivery_count,
+            trace_context=_trace_context(getattr(message, "application_properties", None)),
         )
 
     @classmethod
@@ -111,7 +118,15 @@ class InboundMessage:
             enqueued_time=_aware(message.enqueued_time_utc),
             delivery_count=None if raw_count is None else raw_count + 1,
             body_problem=problem,
+            trace_context=_trace_context(message.application_properties),
         )
+
+
+def _trace_context(properties: object) -> TraceContext | None:
+    """Never raises: a garbled property costs the correlation, never the message."""
+    if not isinstance(properties, dict):
+        return None
+    return trace_context_from_properties(properties)
 
 
 def _text_id(value: object) -> str | None:

@@ -17,7 +17,9 @@ abandoning other pipelines' events in a receive loop would dead-letter them afte
 MaxDeliveryCount (10) redeliveries within seconds, and holding them locked instead would
 delay them for every other reader.
 
-Errors from azure-servicebus are translated into ``EventReceiveError``.
+Errors from azure-servicebus are translated into ``EventReceiveError``. Each event's
+trace id is read from its CloudEvents ``traceparent`` extension (``ReceivedEvent.trace``),
+falling back to the message's ``traceparent``/``Diagnostic-Id`` application properties.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from azure.servicebus import ServiceBusClient, ServiceBusReceivedMessage, Servic
 
 from ops_status.errors import EventReceiveError
 from ops_status.jsontext import json_object
+from ops_status.traceparent import TraceContext, parse_trace_context, trace_context_from_properties
 
 __all__ = [
     "BrowsingSource",
@@ -64,6 +67,8 @@ class ReceivedEvent:
     enqueued_time: datetime | None = None
     handle: Any = field(default=None, repr=False, compare=False)
     """The SDK message, for settlement by the source that produced it."""
+    message_trace: TraceContext | None = None
+    """The trace context of the message's application properties."""
 
     @property
     def data(self) -> Mapping[str, Any]:
@@ -91,6 +96,18 @@ class ReceivedEvent:
         return value if isinstance(value, str) else None
 
     @property
+    def trace(self) -> TraceContext | None:
+        """The event's trace: its ``traceparent``/``tracestate`` extension attributes, else
+        the message's properties (an invalid value counts as none)."""
+        if self.event is not None:
+            context = parse_trace_context(
+                self.event.get("traceparent"), self.event.get("tracestate")
+            )
+            if context is not None:
+                return context
+        return self.message_trace
+
+    @property
     def event_correlation_id(self) -> str | None:
         """The watch's correlationId: from the event, else the message's CorrelationId."""
         value = self.data.get("correlationId")
@@ -107,6 +124,9 @@ class ReceivedEvent:
             sequence_number=message.sequence_number,
             enqueued_time=message.enqueued_time_utc,
             handle=message,
+            message_trace=trace_context_from_properties(
+                getattr(message, "application_properties", None) or {}
+            ),
         )
 
 

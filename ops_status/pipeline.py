@@ -11,7 +11,8 @@ does:
   is dropped by the intake queue's duplicate detection;
 - ``follow_operation`` polls in-process with the same ``StatusReader`` and ``decide`` the
   function uses (same delays, same Retry-After handling, same deadline), for pipelines
-  that prefer to block. It needs no Service Bus.
+  that prefer to block. It needs no Service Bus. Its reads are one trace, like a queued
+  watch's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ops_status import tracing
 from ops_status.clock import utcnow
 from ops_status.decision import Action, Finish, decide
 from ops_status.events import WATCH_CONTENT_TYPE, OutboundMessage
@@ -31,6 +33,7 @@ from ops_status.observation import Observation
 from ops_status.request import WatchRequest, parse_watch_request, submission_key
 from ops_status.servicebus import Intake
 from ops_status.settings import ArmSettings
+from ops_status.traceparent import TraceContext
 
 __all__ = [
     "PollReport",
@@ -50,13 +53,16 @@ def prepare_watch(body: Mapping[str, Any], settings: ArmSettings) -> WatchReques
     return parse_watch_request(raw, arm_endpoint=settings.arm_endpoint, policy=settings.policy)
 
 
-def initial_watch_message(request: WatchRequest) -> OutboundMessage:
+def initial_watch_message(
+    request: WatchRequest, *, trace: TraceContext | None = None
+) -> OutboundMessage:
     """The submission: the validated body, MessageId ``submission_key(request)``.
 
     Submitting the same watch twice (same operation, same correlation id) within the
     intake queue's duplicate-detection window gives the same MessageId, which the queue
     drops. The watch id itself is given at intake, from the broker's identity of this
-    message, so the function starts exactly one watch per kept submission.
+    message, so the function starts exactly one watch per kept submission. ``trace`` is
+    the context the message carries (the ``send`` span's), where the watch's trace goes on.
     """
     return OutboundMessage(
         body=json.dumps(request.to_body(), separators=(",", ":")).encode(),
@@ -65,15 +71,18 @@ def initial_watch_message(request: WatchRequest) -> OutboundMessage:
         subject="watch",
         correlation_id=request.correlation_id,
         application_properties={"operationId": request.target.operation_id, "attempt": 0},
+        trace=trace,
     )
 
 
-def submit_watch(request: WatchRequest, outputs: Intake) -> OutboundMessage:
+def submit_watch(
+    request: WatchRequest, outputs: Intake, *, trace: TraceContext | None = None
+) -> OutboundMessage:
     """Put ``request`` on the intake queue, receivable at once; returns what was sent.
 
     Raises ``ServiceBusSendError`` when the send fails.
     """
-    message = initial_watch_message(request)
+    message = initial_watch_message(request, trace=trace)
     outputs.submit(message)
     return message
 
@@ -121,14 +130,27 @@ def follow_operation(
 
         finish = follow_operation(request, ArmClient(endpoint, credential), settings)
         finish.outcome.status        # FinalStatus.SUCCEEDED, ...
+
+    The whole follow is one ``ops-status watch`` span (a child of the current one, if
+    any), so its reads (``GET`` spans) are one trace, as a queued watch's are.
     """
-    while True:
-        observation = reader.get_operation_status(request)
-        now = clock()
-        action = decide(request, observation, now, settings.policy)
-        if on_poll is not None:
-            on_poll(PollReport(observation, action, now))
-        if isinstance(action, Finish):
-            return action
-        sleep(max((action.not_before - clock()).total_seconds(), 0.0))
-        request = action.next_request
+    attributes = {"ops_status.operation_id": request.target.operation_id}
+    with tracing.started_span("ops-status watch", attributes=attributes) as span:
+        while True:
+            observation = reader.get_operation_status(request)
+            now = clock()
+            action = decide(request, observation, now, settings.policy)
+            if on_poll is not None:
+                on_poll(PollReport(observation, action, now))
+            if isinstance(action, Finish):
+                state = action.request.state
+                tracing.set_attributes(
+                    span,
+                    {
+                        "ops_status.outcome": action.outcome.status.value,
+                        "ops_status.attempt": state.attempt if state else None,
+                    },
+                )
+                return action
+            sleep(max((action.not_before - clock()).total_seconds(), 0.0))
+            request = action.next_request

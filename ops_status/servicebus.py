@@ -11,6 +11,16 @@ and kept: opening costs a connection and a CBS handshake. The SDK documents no t
 safety for senders while the Functions worker calls us from a thread pool, so each
 sender is used under its own lock. A sender that failed is closed and reopened on the
 next call, so a dropped connection costs one redelivery, not a stuck process.
+
+Every message carries its trace context as Service Bus defines it: the ``Diagnostic-Id``
+and ``traceparent`` application properties (both the W3C ``traceparent`` value) and
+``tracestate`` when there is one, from ``OutboundMessage.trace`` (the ``send`` span the
+handler opened). That is what azure-servicebus itself stamps (``_common/tracing.py``,
+``trace_message``), with the same ``bytes`` keys, but its stamping runs only with the
+``azure-core-tracing-opentelemetry`` plugin configured as azure-core's
+``tracing_implementation`` (azure-servicebus 7.15 does not use azure-core's native
+``tracing_enabled``), a beta package the product does not depend on. Should a host
+configure the plugin anyway, the SDK's ``setdefault`` keeps these values.
 """
 
 from __future__ import annotations
@@ -27,8 +37,15 @@ from ops_status.errors import ServiceBusSendError
 from ops_status.events import OutboundMessage
 from ops_status.logs import log
 from ops_status.settings import SEND_TIMEOUT
+from ops_status.traceparent import TraceContext
 
-__all__ = ["Intake", "Outputs", "ServiceBusIntakeClient", "ServiceBusOutputClient"]
+__all__ = [
+    "Intake",
+    "Outputs",
+    "ServiceBusIntakeClient",
+    "ServiceBusOutputClient",
+    "trace_properties",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -156,15 +173,30 @@ class _Senders:
 
 
 def _to_sdk(message: OutboundMessage, **extra: Any) -> ServiceBusMessage:
+    properties: dict[str | bytes, Any] = {k: v for k, v in message.application_properties.items()}
+    if message.trace is not None:
+        properties.update(trace_properties(message.trace))
     return ServiceBusMessage(
         message.body,
         message_id=message.message_id,
         content_type=message.content_type,
         subject=message.subject,
         correlation_id=message.correlation_id,
-        application_properties={k: v for k, v in message.application_properties.items()},
+        application_properties=properties,
         **extra,
     )
+
+
+def trace_properties(context: TraceContext) -> dict[str | bytes, str]:
+    """The application properties that carry ``context``, keyed as azure-servicebus keys
+    them (``Diagnostic-Id`` is what the Functions host and older SDKs read)."""
+    properties: dict[str | bytes, str] = {
+        b"Diagnostic-Id": context.traceparent,
+        b"traceparent": context.traceparent,
+    }
+    if context.tracestate:
+        properties[b"tracestate"] = context.tracestate
+    return properties
 
 
 def _close_quietly(sender: ServiceBusSender) -> None:

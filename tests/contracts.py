@@ -25,6 +25,13 @@ POLL_MESSAGE = _validator("poll-message.schema.json")
 def assert_valid_event(body: bytes | dict[str, Any]) -> dict[str, Any]:
     document = json.loads(body) if isinstance(body, bytes) else body
     EVENT.validate(document)
+    if "traceparent" in document:
+        # The schema's pattern and the product's W3C parser agree on what is valid.
+        from ops_status.traceparent import parse_trace_context
+
+        context = parse_trace_context(document["traceparent"], document.get("tracestate"))
+        assert context is not None, f"traceparent {document['traceparent']!r} is not valid"
+        assert context.tracestate == document.get("tracestate"), "tracestate is not valid"
     return document
 
 

@@ -101,8 +101,9 @@ def status_text(observation: Observation) -> str:
     return f"status not readable ({observation.detail})"
 
 
-def event_line(event: Mapping[str, Any]) -> str:
-    """One line per event: time, status, then the fields a reader scans for."""
+def event_line(event: Mapping[str, Any], *, trace_id: str | None = None) -> str:
+    """One line per event: time, status, then the fields a reader scans for, and the
+    trace id (``traceId``) that finds the watch's whole trace."""
     data = event.get("data")
     if not isinstance(data, Mapping):
         data = {}
@@ -115,6 +116,7 @@ def event_line(event: Mapping[str, Any]) -> str:
         ("polls", data.get("polls")),
         ("detail", data.get("detail")),
         ("errors", "; ".join(data["errors"]) if isinstance(data.get("errors"), list) else None),
+        ("traceId", trace_id),
     ]
     text = " ".join(f"{name}={value}" for name, value in fields if value is not None)
     return f"{event.get('time', '-')} {data.get('status', event.get('type', '?'))} {text}".rstrip()
@@ -128,7 +130,8 @@ def print_event(event: ReceivedEvent, *, as_json: bool) -> None:
     if as_json:
         emit(json.dumps(event.event, ensure_ascii=False))
         return
-    emit(event_line(event.event))
+    trace = event.trace
+    emit(event_line(event.event, trace_id=trace.trace_id if trace else None))
     emit_error_payload(event.data.get("error"))
 
 

@@ -5,6 +5,12 @@ Warns, without failing, when the watch is unlikely to be what the user meant: no
 correlation id, a deadline already past, or a MessageId this machine already sent within
 the last hour (the intake queue drops such a copy as a duplicate; the earlier
 submission's event answers both).
+
+Starts the watch's trace: a ``ops-status submit`` span, a child of the caller's trace
+when ``TRACEPARENT`` (and ``TRACESTATE``) name a valid one, as OpenTelemetry's
+environment-variable carriers and CI tooling pass it to a child process (an invalid one
+is ignored: a new trace starts); the message carries its ``send`` span's context.
+``--json`` prints the trace id.
 """
 
 from __future__ import annotations
@@ -69,30 +75,45 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="validate and print, send nothing (no Service Bus)"
     )
-    options.add_output(parser, "print {messageId, queue, sent, body} as JSON")
+    options.add_output(parser, "print {messageId, queue, sent, traceId, traceparent, body} as JSON")
     parser.set_defaults(command=run, default_log_level="ERROR", sdk_quiet=True)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ops_status import tracing
     from ops_status.clock import utcnow
     from ops_status.pipeline import initial_watch_message
 
-    sending = not args.dry_run
-    # Everything is validated before anything is sent.
-    arm = wiring.arm_settings(args)
-    queue = wiring.entity_name(args, names.INTAKE_QUEUE) if sending else _queue_if_named(args)
-    request = options.watch_request(args, arm)
-    message = initial_watch_message(request)
-    now = utcnow()
-    _warn_about_request(request, now)
-    if sending:
-        assert queue is not None
-        _send(args, queue, request, message, now)
+    caller = tracing.environment_trace_context(os.environ)
+    with tracing.started_span("ops-status submit", parent=caller) as span:
+        sending = not args.dry_run
+        # Everything is validated before anything is sent.
+        arm = wiring.arm_settings(args)
+        queue = wiring.entity_name(args, names.INTAKE_QUEUE) if sending else _queue_if_named(args)
+        request = options.watch_request(args, arm)
+        tracing.set_attributes(
+            span,
+            {
+                "ops_status.operation_id": request.target.operation_id,
+                "ops_status.subscription_id": request.target.subscription_id,
+                "messaging.message.conversation_id": request.correlation_id,
+            },
+        )
+        now = utcnow()
+        _warn_about_request(request, now)
+        if sending:
+            assert queue is not None
+            message = _send(args, queue, request, now)
+        else:
+            message = initial_watch_message(request, trace=tracing.trace_context_of(span))
     if args.json:
+        trace = message.trace
         document = {
             "messageId": message.message_id,
             "queue": queue,
             "sent": sending,
+            "traceId": trace.trace_id if trace else None,
+            "traceparent": trace.traceparent if trace else None,
             "body": json.loads(message.body),
         }
         emit(json.dumps(document))
@@ -125,16 +146,15 @@ def _warn_about_request(request: WatchRequest, now: datetime) -> None:
 
 
 def _send(
-    args: argparse.Namespace,
-    queue: str,
-    request: WatchRequest,
-    message: OutboundMessage,
-    now: datetime,
-) -> None:
-    """Send the submission, warning first when this machine sent the same one lately."""
-    from ops_status.pipeline import submit_watch
+    args: argparse.Namespace, queue: str, request: WatchRequest, now: datetime
+) -> OutboundMessage:
+    """Send the submission, warning first when this machine sent the same one lately;
+    returns what was sent."""
+    from ops_status import tracing
+    from ops_status.pipeline import initial_watch_message, submit_watch
     from ops_status.servicebus import ServiceBusIntakeClient
 
+    message = initial_watch_message(request)
     service_bus = wiring.service_bus_settings(args)
     # Duplicate detection is per queue: the same MessageId on another namespace is new.
     sent_key = f"{_namespace_of(service_bus)}/{queue}/{message.message_id}"
@@ -150,9 +170,21 @@ def _send(
             "new watch, pass another --correlation-id (e.g. with the attempt number)."
         )
     client = wiring.service_bus_client(args)
-    with wiring.closed_after(ServiceBusIntakeClient(client, intake_queue=queue)) as intake:
-        submit_watch(request, intake)
+    server = tracing.service_bus_address(
+        service_bus.service_bus_namespace, service_bus.service_bus_connection_string
+    )
+    with (
+        wiring.closed_after(ServiceBusIntakeClient(client, intake_queue=queue)) as intake,
+        tracing.producing(queue, server=server) as outgoing,
+    ):
+        sent = submit_watch(request, intake, trace=outgoing.context)
+        outgoing.describe(
+            message_id=sent.message_id,
+            conversation_id=sent.correlation_id,
+            body_size=len(sent.body),
+        )
     history.record(sent_key, now)
+    return sent
 
 
 class _History:
