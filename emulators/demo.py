@@ -353,7 +353,9 @@ class WorkerProcess:
         self._stopping = threading.Lock()
         self._stop_sent = False
         self._process = subprocess.Popen(
-            [*_command(self.spans), "worker", "--concurrency", "4"],
+            # One process: the spans are recorded by the exporter this process installs
+            # (emulators.spans), which spawned worker processes would not inherit.
+            [*_command(self.spans), "worker", "--processes", "1", "--concurrency", "4"],
             env={**os.environ, **environment},
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
