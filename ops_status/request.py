@@ -13,6 +13,10 @@ ops-status writes (``pollState``, ``watchId``, ``submissionId``) are refused. Ea
 follow-up travels on the polls queue, which only the app's identity may send to, with
 those fields added (``parse_poll_message``), so no process holds state while an
 operation runs and no pipeline can forge it.
+
+Why it is long (~500 lines): the intake contract is the trust boundary, and every rule
+of it (types, sizes, depth, duplicate keys, the fields only ops-status writes, the poll
+state's own checks) is kept beside the others so a reviewer reads the boundary whole.
 """
 
 from __future__ import annotations

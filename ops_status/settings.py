@@ -8,6 +8,10 @@ environment, so tests and the CLI never need to mutate ``os.environ``.
 The names below are the public contract with ``local.settings.sample.json``, the README
 and the deployment template; ``SETTINGS_WITH_DEFAULTS`` lists every optional setting
 with its default so those documents can be checked against the code.
+
+Why it is long (~480 lines): every setting the app reads is named, parsed and validated
+here and nowhere else (the house rule), so it grows with the settings table; the loaders
+per concern (ARM, identity, Service Bus, telemetry) share one ``_Source``.
 """
 
 from __future__ import annotations

@@ -26,6 +26,10 @@ Functions. It hosts the same ``handle_watch_message`` with the host's semantics:
 More than one core: one process runs its handlers under one GIL (about 200-400 watches/s
 on this code); ``run_processes`` runs N of these workers in spawned child processes, each
 with its own credential and clients, and stops them all on SIGTERM/SIGINT.
+
+Why it is long (~500 lines): it is the Functions host's semantics in one place (receivers,
+lock renewal, settlement, the outage back-off, graceful stop) plus the process fan-out;
+split up, each part would only make sense by reading the others.
 """
 
 from __future__ import annotations
