@@ -61,6 +61,7 @@ from benchmarks.handler_cost import (
     Watch,
     _feed_queue,
     app_environment,
+    functions_message,
     make_workload,
     product_logging,
 )
@@ -258,7 +259,6 @@ def run_functions(
     timeout: float = 300.0,
 ) -> None:
     """``function_app.watch_intake`` per message from ``concurrency`` threads."""
-    from azure.functions.servicebus import ServiceBusMessage
 
     from ops_status.bootstrap import get_dependencies, reset_dependencies
 
@@ -276,18 +276,7 @@ def run_functions(
                     watch = next(cursor, None)
                 if watch is None:
                     return
-                function_app.watch_intake(
-                    ServiceBusMessage(
-                        body=watch.body,
-                        message_id=watch.message_id,
-                        sequence_number=watch.sequence_number,
-                        delivery_count=1,
-                        content_type="application/json",
-                        application_properties={},
-                        user_properties={},
-                        enqueued_time_utc=enqueued,
-                    )
-                )
+                function_app.watch_intake(functions_message(watch, enqueued))
                 meter.completed()
 
         try:

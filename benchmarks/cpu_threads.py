@@ -36,6 +36,7 @@ from benchmarks.handler_cost import (
     APP_SETTINGS,
     StackProcess,
     app_environment,
+    functions_message,
     make_workload,
     product_logging,
 )
@@ -72,7 +73,6 @@ def run_once(
     warm_up: int,
     arm_latency: float,
 ) -> Sample:
-    from azure.functions.servicebus import ServiceBusMessage
 
     from ops_status.bootstrap import get_dependencies, reset_dependencies
 
@@ -93,18 +93,7 @@ def run_once(
                 waits.append(time.perf_counter() - submitted)
             watch = watches[index]
             try:
-                function_app.watch_intake(
-                    ServiceBusMessage(
-                        body=watch.body,
-                        message_id=watch.message_id,
-                        sequence_number=watch.sequence_number,
-                        delivery_count=1,
-                        content_type="application/json",
-                        application_properties={},
-                        user_properties={},
-                        enqueued_time_utc=enqueued,
-                    )
-                )
+                function_app.watch_intake(functions_message(watch, enqueued))
             finally:
                 slots.release()
 

@@ -488,6 +488,22 @@ def _measure(
 # -- the variants ---------------------------------------------------------------------
 
 
+def functions_message(watch: Watch, enqueued: datetime) -> Any:
+    """The ``azure.functions.ServiceBusMessage`` the host would hand ``watch_intake``."""
+    from azure.functions.servicebus import ServiceBusMessage
+
+    return ServiceBusMessage(
+        body=watch.body,
+        message_id=watch.message_id,
+        sequence_number=watch.sequence_number,
+        delivery_count=1,
+        content_type="application/json",
+        application_properties={},
+        user_properties={},
+        enqueued_time_utc=enqueued,
+    )
+
+
 def run_handler_variant(
     stack: StackProcess,
     environment: Mapping[str, str],
@@ -497,7 +513,6 @@ def run_handler_variant(
     arm_latency: float = 0.0,
 ) -> VariantResult:
     """(a) function_app.watch_intake on ``concurrency`` threads, messages from memory."""
-    from azure.functions.servicebus import ServiceBusMessage
 
     from ops_status.bootstrap import get_dependencies, reset_dependencies
 
@@ -508,17 +523,7 @@ def run_handler_variant(
         enqueued = datetime.now(timezone.utc)
 
         def handle(watch: Watch) -> str:
-            message = ServiceBusMessage(
-                body=watch.body,
-                message_id=watch.message_id,
-                sequence_number=watch.sequence_number,
-                delivery_count=1,
-                content_type="application/json",
-                application_properties={},
-                user_properties={},
-                enqueued_time_utc=enqueued,
-            )
-            function_app.watch_intake(message)
+            function_app.watch_intake(functions_message(watch, enqueued))
             return "rescheduled" if watch.kind == "running" else "finished"
 
         def body(progress: Progress) -> tuple[Counter[str], int, str | None]:
