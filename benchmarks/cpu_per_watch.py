@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
-import importlib
 import os
 import pstats
 import statistics
@@ -61,6 +60,7 @@ from benchmarks.handler_cost import (
     Watch,
     _feed_queue,
     app_environment,
+    fresh_function_app,
     functions_message,
     make_workload,
     product_logging,
@@ -259,13 +259,10 @@ def run_functions(
     timeout: float = 300.0,
 ) -> None:
     """``function_app.watch_intake`` per message from ``concurrency`` threads."""
-
     from ops_status.bootstrap import get_dependencies, reset_dependencies
 
     with app_environment(environment):
-        reset_dependencies()
-        sys.modules.pop("function_app", None)
-        function_app = importlib.import_module("function_app")
+        function_app = fresh_function_app()
         enqueued = datetime.now(timezone.utc)
         cursor = iter(watches)
         lock = threading.Lock()

@@ -21,7 +21,6 @@ the lock time a message spends queued inside the worker.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import statistics
 import sys
@@ -36,6 +35,7 @@ from benchmarks.handler_cost import (
     APP_SETTINGS,
     StackProcess,
     app_environment,
+    fresh_function_app,
     functions_message,
     make_workload,
     product_logging,
@@ -82,9 +82,7 @@ def run_once(
     stack.script([(w.operation_id, w.kind) for w in watches], latency=arm_latency)
     enqueued = datetime.now(timezone.utc)
     with app_environment(environment):
-        reset_dependencies()
-        sys.modules.pop("function_app", None)
-        function_app = importlib.import_module("function_app")
+        function_app = fresh_function_app()
         slots = threading.BoundedSemaphore(in_flight)
         waits: list[float] = []
 

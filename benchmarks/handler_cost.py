@@ -488,6 +488,16 @@ def _measure(
 # -- the variants ---------------------------------------------------------------------
 
 
+def fresh_function_app() -> Any:
+    """``function_app`` imported anew, over fresh dependencies: a cold host's first load,
+    reading the settings ``app_environment`` put in place."""
+    from ops_status.bootstrap import reset_dependencies
+
+    reset_dependencies()
+    sys.modules.pop("function_app", None)
+    return importlib.import_module("function_app")
+
+
 def functions_message(watch: Watch, enqueued: datetime) -> Any:
     """The ``azure.functions.ServiceBusMessage`` the host would hand ``watch_intake``."""
     from azure.functions.servicebus import ServiceBusMessage
@@ -513,13 +523,10 @@ def run_handler_variant(
     arm_latency: float = 0.0,
 ) -> VariantResult:
     """(a) function_app.watch_intake on ``concurrency`` threads, messages from memory."""
-
     from ops_status.bootstrap import get_dependencies, reset_dependencies
 
     with app_environment(environment):
-        reset_dependencies()
-        sys.modules.pop("function_app", None)
-        function_app = importlib.import_module("function_app")
+        function_app = fresh_function_app()
         enqueued = datetime.now(timezone.utc)
 
         def handle(watch: Watch) -> str:
