@@ -7,7 +7,8 @@ Commands (one module each under ``commands/``, each with ``add_parser`` and ``ru
 - ``seeds``: min / median / max over many seeds of every policy's excess over the oracle;
 - ``sweep``: ours over a grid of ``min_delay`` x ``growth`` x ``lead`` x ``max_delay``;
 - ``fleet``: 10,000 operations on one subscription (or spread over 20), and what one
-  subscription carries at each ``read_budget_max_delay``.
+  subscription carries at each ``read_budget_max_delay``;
+- ``cost``: 1,000 watches on Flex Consumption and Service Bus vs ``az ... wait`` agent minutes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from benchmarks.poll_policy.commands import fleet, seeds, sweep, tables
+from benchmarks.poll_policy.commands import cost, fleet, seeds, sweep, tables
 from benchmarks.poll_policy.workload import (
     FAILURE_SHARE,
     MAX_DURATION,
@@ -34,7 +35,7 @@ from benchmarks.poll_policy.workload import (
 )
 from ops_status.policy import PollPolicy
 
-COMMANDS = {"tables": tables, "seeds": seeds, "sweep": sweep, "fleet": fleet}
+COMMANDS = {"tables": tables, "seeds": seeds, "sweep": sweep, "fleet": fleet, "cost": cost}
 
 
 def describe(policy: PollPolicy) -> str:

@@ -104,6 +104,7 @@ def reference_row(
         sends_retry_after=[op.retry_after is not None for op in operations],
         early=0,
         outcomes_ok=True,
+        stopped=[op.end + lag for op, lag in zip(operations, lags, strict=True)],
     )
     row = measure(result, oracle, operations)
     row["reads"] = row["reads_p95"] = math.nan

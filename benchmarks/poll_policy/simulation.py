@@ -35,6 +35,11 @@ class Result:
     """Requests sent before the previous answer's Retry-After permitted (must be 0)."""
     outcomes_ok: bool
     """For ours: every watch finished with the operation's own terminal status."""
+    stopped: list[float]
+    """When each watch stopped: the answer that reported the end, or the last one before
+    the poller gave up (for ``az ... wait``: how long the pipeline agent was held)."""
+    calls: list[tuple[float, float]] | None = None
+    """With ``record_calls``: each read's request and answer times, in answer order."""
 
     @property
     def operations(self) -> int:
@@ -140,9 +145,11 @@ def simulate(
     *,
     hops: Hops = HOPS,
     arm: Arm | None = None,
+    record_calls: bool = False,
 ) -> Result:
     """Run every operation's watch to its end (or until the poller gives up), one event
-    per ARM answer, in time order."""
+    per ARM answer, in time order. ``record_calls`` keeps every read's (request, answer)
+    times, for the cost of the executions that make them (``commands/cost.py``)."""
     arm = arm if arm is not None else Arm(operations, seed)
     stream = HopStream(hops, seed, len(operations))
     count = len(operations)
@@ -150,19 +157,25 @@ def simulate(
     throttled = [0] * count
     streak = [0] * count
     detected_at = [math.inf] * count
+    stopped = [op.submit for op in operations]
+    calls: list[tuple[float, float]] | None = [] if record_calls else None
     early = 0
     limit = poller.max_429_retries
-    queue: list[tuple[float, int]] = []
+    # (answer time, operation, request time)
+    queue: list[tuple[float, int, float]] = []
     for op in operations:
         poller.start(op)
         _, rtt = stream.next(op.index)
-        queue.append((op.submit + rtt, op.index))
+        queue.append((op.submit + rtt, op.index, op.submit))
     heapq.heapify(queue)
     while queue:
-        now, index = heapq.heappop(queue)
+        now, index, requested = heapq.heappop(queue)
         op = operations[index]
         answer = arm.read(op, now)
         reads[index] += 1
+        stopped[index] = now
+        if calls is not None:
+            calls.append((requested, now))
         if answer.throttled:
             throttled[index] += 1
             streak[index] += 1
@@ -182,7 +195,7 @@ def simulate(
         promised = answer.retry_after if answer.throttled or poller.reads_operation_status else None
         if promised and request < now + promised - _EARLY_TOLERANCE:
             early += 1
-        heapq.heappush(queue, (request + rtt, index))
+        heapq.heappush(queue, (request + rtt, index, request))
     outcomes_ok = True
     if isinstance(poller, Ours | OursFast):
         expected = {
@@ -205,4 +218,6 @@ def simulate(
         sends_retry_after=[op.retry_after is not None for op in operations],
         early=early,
         outcomes_ok=outcomes_ok,
+        stopped=stopped,
+        calls=calls,
     )

@@ -34,6 +34,7 @@ from benchmarks.poll_policy import (
     simulate,
 )
 from benchmarks.poll_policy.cli import main
+from benchmarks.poll_policy.commands.cost import billed_alone, billed_seconds
 from benchmarks.poll_policy.pollers import Poller
 from benchmarks.poll_policy.previous import BEFORE, previous_poll_delay
 from benchmarks.poll_policy.simulation import hop_floor_lags, percentile
@@ -336,3 +337,60 @@ def test_the_fleet_command_runs_one_and_several_subscriptions_and_the_capacity_t
     assert "Fleet: 80 operations on 1 subscription(s)" in out
     assert "Fleet: 80 operations on 4 subscription(s)" in out
     assert "| 120 s | 60 |" in out
+
+
+def test_each_read_is_recorded_as_one_call_from_its_request_to_its_answer(
+    operations: list[Operation],
+) -> None:
+    result = simulate(operations, OursFast(PollPolicy(), "ours"), SEED, record_calls=True)
+
+    assert result.calls is not None
+    assert len(result.calls) == sum(result.reads)
+    low, high = HOPS.arm
+    assert all(low <= end - start <= high for start, end in result.calls)
+    first = {op.index: op.submit for op in operations}
+    assert min(start for start, _ in result.calls) == min(first.values())
+    for op, stopped, lag in zip(operations, result.stopped, result.lag, strict=True):
+        assert stopped == pytest.approx(op.end + lag)
+
+
+def test_az_wait_holds_its_agent_until_it_sees_the_end_or_gives_up(
+    operations: list[Operation],
+) -> None:
+    result = simulate(operations, AzWait(), SEED)
+
+    # Gave up: 120 reads, 30 s apart, each its ARM round trip (an in-process poller pays no
+    # other hop), the first at submission.
+    low, high = HOPS.arm
+    gave_up = (119 * 30.0 + 120 * low, 119 * 30.0 + 120 * high)
+    assert result.missed > 0
+    for op, stopped, lag in zip(operations, result.stopped, result.lag, strict=True):
+        held = stopped - op.submit
+        if math.isinf(lag):
+            assert gave_up[0] <= held <= gave_up[1]
+        else:
+            assert held == pytest.approx(op.end + lag - op.submit)
+
+
+def test_overlapping_executions_on_one_instance_are_billed_once_with_a_one_second_minimum() -> None:
+    # Two overlapping executions: one busy period of 1.25 s, rounded up to 1.3 s.
+    assert billed_seconds([(0.0, 1.0), (0.5, 1.25)], 32) == pytest.approx(1.3)
+    # Two short ones apart: two periods, each billed the 1 s minimum.
+    assert billed_seconds([(0.0, 0.2), (5.0, 5.3)], 32) == pytest.approx(2.0)
+    # A period of exactly 1.3 s is not rounded up by float noise.
+    assert billed_seconds([(0.1, 1.4)], 32) == pytest.approx(1.3)
+    # Three at once on instances of two: a second instance is busy while the third runs.
+    assert billed_seconds([(0.0, 2.0), (0.0, 2.0), (0.5, 1.0)], 2) == pytest.approx(2.0 + 1.0)
+    assert billed_alone([(0.0, 1.0), (0.5, 1.25), (3.0, 4.5)]) == pytest.approx(1.0 + 1.0 + 1.5)
+
+
+def test_the_cost_command_prices_both_sides_and_names_its_sources(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["cost", "--operations", "40", "--seeds", "2"]) == 0
+
+    out = capsys.readouterr().out
+    assert "| Functions: total, dense |" in out
+    assert "| GitHub-hosted Linux 2-core ($0.006/min) |" in out
+    assert "Prices compiled 2026-12-02" in out
+    assert "Price sources:" in out

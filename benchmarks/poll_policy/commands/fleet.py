@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from benchmarks.poll_policy import report
+from benchmarks.poll_policy.commands.cost import peak_concurrency
 from benchmarks.poll_policy.commands.seeds import collect
 from benchmarks.poll_policy.runs import Job, workload
 from benchmarks.poll_policy.workload import (
@@ -54,12 +55,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 def peak_in_flight(operations: Sequence[Operation]) -> int:
     """Most watches in flight at once (submitted, not yet ended), over all subscriptions."""
-    events = sorted([(op.submit, 1) for op in operations] + [(op.end, -1) for op in operations])
-    now = peak = 0
-    for _, step in events:
-        now += step
-        peak = max(peak, now)
-    return peak
+    return peak_concurrency([(op.submit, op.end) for op in operations])
 
 
 def _ints(text: str) -> list[int]:
