@@ -384,12 +384,14 @@ def test_overlapping_executions_on_one_instance_are_billed_once_with_a_one_secon
     assert billed_alone([(0.0, 1.0), (0.5, 1.25), (3.0, 4.5)]) == pytest.approx(1.0 + 1.0 + 1.5)
 
 
+@pytest.mark.parametrize("schedule", ["ours", "before"])
 def test_the_cost_command_prices_both_sides_and_names_its_sources(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], schedule: str
 ) -> None:
-    assert main(["cost", "--operations", "40", "--seeds", "2"]) == 0
+    assert main(["cost", "--operations", "40", "--seeds", "2", "--schedule", schedule]) == 0
 
     out = capsys.readouterr().out
+    assert f"cost, {schedule} schedule" in out
     assert "| Functions: total, dense |" in out
     assert "| GitHub-hosted Linux 2-core ($0.006/min) |" in out
     assert "Prices compiled 2026-12-02" in out

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.poll_policy.pollers import AzWait, OursFast
+from benchmarks.poll_policy.previous import BEFORE, previous_poll_delay
 from benchmarks.poll_policy.runs import workload
 from benchmarks.poll_policy.simulation import simulate
 from benchmarks.poll_policy.workload import HOPS
@@ -110,6 +111,12 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="measured CPU per execution (benchmarks.cpu_per_watch, Functions path, median)",
     )
     parser.add_argument(
+        "--schedule",
+        choices=("ours", "before"),
+        default="ours",
+        help="the product's schedule, or the one before issue 13 (previous.py)",
+    )
+    parser.add_argument(
         "--subscribers", type=int, default=1, help="topic subscriptions that get each event"
     )
     return parser
@@ -171,11 +178,17 @@ def peak_concurrency(intervals: Sequence[tuple[float, float]]) -> int:
 Row = dict[str, float]
 
 
+def _ours(schedule: str) -> OursFast:
+    if schedule == "before":
+        return OursFast(BEFORE, "ours before issue 13", delay_function=previous_poll_delay)
+    return OursFast(PollPolicy(), "ours")
+
+
 def one_seed(args: argparse.Namespace, seed: int) -> Row:
     operations = workload(args.operations, seed, False, 1)
     ours = simulate(
         operations,
-        OursFast(PollPolicy(), "ours"),
+        _ours(args.schedule),
         seed,
         hops=HOPS,
         record_calls=True,
@@ -243,8 +256,9 @@ def run(args: argparse.Namespace) -> int:
         return f"{v:,.1f}"
 
     print(
-        f"\nWhat {n:,} watches of the spread mix cost (submitted over the first hour, hops"
-        f" modelled), per 1,000 watches, seeds 1-{args.seeds}: min / **median** / max."
+        f"\nWhat {n:,} watches of the spread mix cost, {args.schedule} schedule (submitted over"
+        f" the first hour, hops modelled), per 1,000 watches, seeds 1-{args.seeds}:"
+        f" min / **median** / max."
         f" Prices compiled {PRICES.compiled}, USD, pay-as-you-go, before free grants."
         f" Instance {args.instance_mb} MB, at most {args.per_instance} executions per instance,"
         f" {args.send_s:g} s of send and {args.cpu_ms:g} ms of CPU after each ARM answer.\n"
