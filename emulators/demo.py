@@ -193,7 +193,8 @@ def _run(watches: list[DemoWatch], console: Console, spans: Path, time_limit: fl
         try:
             with ThreadPoolExecutor(max_workers=len(watches)) as pool:
                 futures = [
-                    pool.submit(_pipeline, stack, w, console, time_limit, spans) for w in watches
+                    pool.submit(_pipeline, stack, w, worker, console, time_limit, spans)
+                    for w in watches
                 ]
                 _show_in_flight(stack, console)
                 results = {w.name: f.result() for w, f in zip(watches, futures, strict=True)}
@@ -212,7 +213,12 @@ def _run(watches: list[DemoWatch], console: Console, spans: Path, time_limit: fl
 
 
 def _pipeline(
-    stack: LocalStack, watch: DemoWatch, console: Console, time_limit: float, spans: Path
+    stack: LocalStack,
+    watch: DemoWatch,
+    worker: WorkerProcess,
+    console: Console,
+    time_limit: float,
+    spans: Path,
 ) -> GateResult:
     """What one pipeline does: submit its watch, then wait at a gate for its event."""
     result = GateResult()
@@ -227,7 +233,9 @@ def _pipeline(
     if submit.returncode == 0:
         result.message_id = json.loads(done[0])["messageId"]
         result.trace_id = json.loads(done[0]).get("traceId")
-        console.say(f"submitted {watch.name:<13} MessageId {result.message_id} ({watch.story})")
+        worker.submitted(
+            watch.name, f"submitted {watch.name:<13} MessageId {result.message_id} ({watch.story})"
+        )
     else:
         refusal = " ".join(done[1].split()).removeprefix("ops-status: error: ")
         console.say(
@@ -235,9 +243,10 @@ def _pipeline(
             f"{refusal[:160]}"
         )
         result.message_id = _send_raw(stack, watch, correlation)
-        console.say(
+        worker.submitted(
+            watch.name,
             f"submitted {watch.name:<13} raw instead, as a pipeline posting its own message "
-            f"could ({watch.story})"
+            f"could ({watch.story})",
         )
     gate = _ops_status(
         stack, "listen", "--subscription-name", "all", "--submission-id", result.message_id,
@@ -350,6 +359,12 @@ class WorkerProcess:
             OPS_STATUS_POLL_GROWTH="0.5",
         )
         self._progress = {f"demo-{w.name}": _WatchProgress() for w in self.watches}
+        # The worker handles a message while the `submit` that sent it is still closing its
+        # connection, so its progress would be shown before the submission it follows:
+        # progress about a watch waits here until the pipeline has said it was submitted.
+        self._telling = threading.Lock()
+        self._submitted: set[str] = set()
+        self._held: dict[str, list[str]] = {}
         self._stopping = threading.Lock()
         self._stop_sent = False
         self._process = subprocess.Popen(
@@ -375,6 +390,21 @@ class WorkerProcess:
     def exit_code(self) -> int | None:
         return self._process.returncode
 
+    def submitted(self, name: str, text: str) -> None:
+        """Say that watch ``name`` was submitted, then the progress held back for it."""
+        with self._telling:
+            self.console.say(text)
+            self._submitted.add(name)
+            for line in self._held.pop(name, []):
+                self.console.say(line)
+
+    def _progress_line(self, name: str, text: str) -> None:
+        with self._telling:
+            if name in self._submitted:
+                self.console.say(text)
+            else:
+                self._held.setdefault(name, []).append(text)
+
     def stop(self, why: str) -> None:
         """SIGTERM (once), then wait for the worker to settle and exit."""
         with self._stopping:
@@ -390,6 +420,12 @@ class WorkerProcess:
             self._process.kill()
             self._process.wait()
         self._reader.join(timeout=5)
+        with self._telling:
+            # A pipeline that failed before saying submitted: its progress is still worth seeing.
+            for lines in self._held.values():
+                for line in lines:
+                    self.console.say(line)
+            self._held.clear()
 
     def _read(self, stream: IO[str] | None) -> None:
         assert stream is not None
@@ -432,16 +468,18 @@ class WorkerProcess:
             ok = delay >= retry_after
             self.honoured[name] = ok
             verdict = "honoured" if ok else "NOT honoured"
-            self.console.say(
+            self._progress_line(
+                name,
                 f"progress  {name:<13} 429, Retry-After {retry_after:g} s {verdict}: "
-                f"next read in {delay:.1f} s"
+                f"next read in {delay:.1f} s",
             )
             return
         failures = fields.get("failures")
         note = f", {failures} failed read(s)" if failures else ""
-        self.console.say(
+        self._progress_line(
+            name,
             f"progress  {name:<13} status={fields.get('status', '-'):<9} "
-            f"polls={fields.get('polls')}  next read in {delay:.1f} s{note}"
+            f"polls={fields.get('polls')}  next read in {delay:.1f} s{note}",
         )
 
 

@@ -51,7 +51,8 @@ EXIT_BY_STATUS = {"Succeeded": EXIT_OK, "TimedOut": EXIT_TIMED_OUT}
 
 EXIT_CODES_HELP = """\
 exit codes:
-  0   succeeded (operation succeeded, watch submitted, listener done, worker stopped)
+  0   succeeded (operation succeeded, watch submitted, watches listed, listener done,
+      worker stopped)
   1   operation failed or canceled, or watch request rejected
   2   timed out (watch deadline passed, or listen --timeout passed first)
   3   check only: still running

@@ -18,6 +18,8 @@ from benchmarks.chaos import CountingOutputs, SeamCounts
 from benchmarks.cold_start import IoCounters, parse_importtime, run_cold_start
 from benchmarks.cold_start import format_report as format_cold_start
 from benchmarks.cpu_per_watch import Meter, group_profile
+from benchmarks.cpu_scaling import format_report as format_cpu_scaling
+from benchmarks.cpu_scaling import run_benchmark as run_cpu_scaling
 from benchmarks.fuzz import MAX_JSON_DEPTH, ClassReport, run_amqp_class, run_classes
 from benchmarks.handler_cost import (
     SERVICEBUS_RESOURCE,
@@ -127,6 +129,29 @@ def test_cold_start_imports_without_io_and_handles_a_first_message() -> None:
         token_requests=2, arm_requests=2, arm_connections=1, amqp_connections=1
     )
     assert "First message" in format_cold_start(report)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_cpu_scaling_handles_every_message_with_each_process_count_and_reports_each() -> None:
+    # The real CLI worker on the emulator: two start-ups dominate, so few messages will do.
+    runs, load_before, load_after = run_cpu_scaling(
+        processes=(1, 2), rounds=1, messages=24, concurrency=4
+    )
+
+    assert sorted(r.processes for r in runs) == [1, 2]
+    for run in runs:
+        assert run.messages == 24, run  # one handled-message line per message fed
+        assert run.span_s > 0, run  # first and last handled lines were apart: a rate exists
+        assert run.rate > 0, run
+        assert run.cpu_s >= 0, run
+        assert run.stack_cpu_s >= 0, run
+        assert run.cpu_ms_per_message >= 0, run
+    assert len(load_before) == len(load_after) == 3
+
+    rows = format_cpu_scaling(runs, load_before, load_after).splitlines()
+    assert [row.split()[:2] for row in rows[1:3]] == [["1", "1"], ["2", "1"]]
+    assert "nproc" in rows[-1]
 
 
 def test_importtime_lines_are_parsed_with_their_depth() -> None:

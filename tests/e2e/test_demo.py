@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,12 @@ def full_event(lines: list[str]) -> dict[str, object]:
     start = lines.index("{")
     document: dict[str, object] = json.loads("\n".join(lines[start : lines.index("}", start) + 1]))
     return document
+
+
+def said(lines: list[str], what: str, name: str) -> list[int]:
+    """The indexes of the timestamped lines ``[  1.2s] WHAT NAME ...``."""
+    pattern = re.compile(rf"\[\s*[\d.]+s\] {what}\s+{re.escape(name)}\s")
+    return [n for n, line in enumerate(lines) if pattern.match(line)]
 
 
 @pytest.mark.slow
@@ -51,6 +58,12 @@ def test_the_demo_tells_the_story_through_the_cli_and_cleans_up(
     assert text.count("MessageId ") == 3, text
     assert "bad-request   refused by the CLI (exit 64)" in text
     assert "gate exit 1 (failed, canceled or rejected)" in text
+    # ... each watch said submitted before any progress about it (the worker handles a
+    # message before the `submit` that sent it has exited)
+    for name in ("cache-create", "cache-scale", "cache-delete", "bad-request"):
+        (submitted,) = said(lines, "submitted", name)
+        assert all(submitted < n for n in said(lines, "progress", name)), (name, text)
+    assert said(lines, "progress", "cache-create"), text  # the order was checked on something
     # ... the throttled read shown as throttled, from the worker's log
     assert "cache-delete  429, Retry-After 4 s honoured: next read in" in text
     # ... one terminal CloudEvent printed in full, ARM's nested error intact

@@ -102,6 +102,17 @@ def test_every_command_help_has_a_description_an_example_exit_codes_and_every_fl
         assert flag in text, flag
 
 
+#: What exit code 0 means for each command, as the top-level help says it.
+SUCCESS_WORDS = {
+    "submit": "watch submitted",
+    "check": "operation succeeded",
+    "watch": "operation succeeded",
+    "listen": "listener done",
+    "ls": "watches listed",
+    "worker": "worker stopped",
+}
+
+
 def test_top_level_help_lists_every_command_and_the_exit_codes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -113,6 +124,13 @@ def test_top_level_help_lists_every_command_and_the_exit_codes(
         assert command in text
     for code in ("0", "1", "2", "3", "4", "5", "64"):
         assert re.search(rf"^\s+{code}\s", text, re.MULTILINE), code
+    # Exit 0 says what success is for every command, so a new command must say it too.
+    success = re.search(r"^\s+0\s+(.*?)^\s+1\s", text, re.MULTILINE | re.DOTALL)
+    assert success is not None
+    said = " ".join(success.group(1).split())
+    assert set(SUCCESS_WORDS) == set(COMMAND_FLAGS)
+    for command, words in SUCCESS_WORDS.items():
+        assert words in said, command
 
 
 @pytest.mark.parametrize(
