@@ -23,7 +23,7 @@ and the event's ``traceparent``, then a summary.
 Exit code 0 when every watch ended with the expected event and gate exit code within
 the time limit, and the throttled read was honoured.
 
-One module, a little over 400 lines: it is a script read top to bottom, one story.
+One module, close to 600 lines: it is a script read top to bottom, one story.
 """
 
 from __future__ import annotations
