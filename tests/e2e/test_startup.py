@@ -5,7 +5,8 @@ the standalone worker (``python -m ops_status worker``) are started as real proc
 with exactly that environment. Both must exit non-zero (the worker with the CLI's usage
 code 64) and say, in their last line, which setting is wrong: the function app through the
 ``ConfigurationError`` that stops the import, the worker as ``ops-status: error: <SETTING>: ...``.
-The processes run concurrently (a few at a time) to keep the suite fast.
+One process per test, started by the test itself: a module-scoped fixture that started
+them all would run again on every xdist worker that draws a test from this module.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -104,25 +104,15 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-@pytest.fixture(scope="module")
-def results() -> dict[tuple[str, int], subprocess.CompletedProcess[str]]:
-    jobs = [(kind, n) for n in range(len(CASES)) for kind in ("function_app", "worker")]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        done = pool.map(lambda job: run(job[0], CASES[job[1]][1]), jobs)
-        return dict(zip(jobs, done, strict=True))
-
-
 def case_id(case: tuple[str, dict[str, str | None]]) -> str:
     setting, changes = case
     return f"{setting}=" + ",".join(f"{k}={v!r}" for k, v in changes.items())
 
 
 @pytest.mark.parametrize("case", range(len(CASES)), ids=[case_id(c) for c in CASES])
-def test_function_app_refuses_to_load_naming_the_setting(
-    results: dict[tuple[str, int], subprocess.CompletedProcess[str]], case: int
-) -> None:
-    setting, _ = CASES[case]
-    process = results[("function_app", case)]
+def test_function_app_refuses_to_load_naming_the_setting(case: int) -> None:
+    setting, changes = CASES[case]
+    process = run("function_app", changes)
 
     assert process.returncode != 0
     line = last_line(process.stderr)
@@ -132,11 +122,9 @@ def test_function_app_refuses_to_load_naming_the_setting(
 
 
 @pytest.mark.parametrize("case", range(len(CASES)), ids=[case_id(c) for c in CASES])
-def test_worker_exits_with_the_usage_code_naming_the_setting(
-    results: dict[tuple[str, int], subprocess.CompletedProcess[str]], case: int
-) -> None:
-    setting, _ = CASES[case]
-    process = results[("worker", case)]
+def test_worker_exits_with_the_usage_code_naming_the_setting(case: int) -> None:
+    setting, changes = CASES[case]
+    process = run("worker", changes)
 
     assert process.returncode == EXIT_USAGE, process.stderr[-2000:]
     line = last_line(process.stderr)
