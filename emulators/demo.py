@@ -365,6 +365,7 @@ class WorkerProcess:
         self._telling = threading.Lock()
         self._submitted: set[str] = set()
         self._held: dict[str, list[str]] = {}
+        self._releasing = False
         self._stopping = threading.Lock()
         self._stop_sent = False
         self._process = subprocess.Popen(
@@ -400,7 +401,7 @@ class WorkerProcess:
 
     def _progress_line(self, name: str, text: str) -> None:
         with self._telling:
-            if name in self._submitted:
+            if self._releasing or name in self._submitted:
                 self.console.say(text)
             else:
                 self._held.setdefault(name, []).append(text)
@@ -421,7 +422,10 @@ class WorkerProcess:
             self._process.wait()
         self._reader.join(timeout=5)
         with self._telling:
-            # A pipeline that failed before saying submitted: its progress is still worth seeing.
+            # A pipeline that failed before saying submitted: its progress is still worth
+            # seeing, and so is any line the reader hands over after this (a join that
+            # timed out): from here on nothing is held back.
+            self._releasing = True
             for lines in self._held.values():
                 for line in lines:
                     self.console.say(line)

@@ -65,6 +65,16 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(ordered[rank - 1])
 
 
+def peak_concurrency(intervals: Sequence[tuple[float, float]]) -> int:
+    """Most intervals open at once (an end at the instant of a start closes first)."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
 def oracle_lags(operations: Sequence[Operation]) -> list[float]:
     """The lag of the poller no compliant poller can beat: it reads at the watch's
     submission, then again at the earliest instant each answer's Retry-After permits, and

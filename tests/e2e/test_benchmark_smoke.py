@@ -141,12 +141,14 @@ def test_cpu_scaling_handles_every_message_with_each_process_count_and_reports_e
 
     assert sorted(r.processes for r in runs) == [1, 2]
     for run in runs:
-        assert run.messages == 24, run  # one handled-message line per message fed
+        # One handled-message line per message fed (a redelivery would log one more).
+        assert run.messages >= 24, run
         assert run.span_s > 0, run  # first and last handled lines were apart: a rate exists
         assert run.rate > 0, run
-        assert run.cpu_s >= 0, run
-        assert run.stack_cpu_s >= 0, run
-        assert run.cpu_ms_per_message >= 0, run
+        # The worker processes and the peers did work, and it was counted.
+        assert run.cpu_s > 0, run
+        assert run.stack_cpu_s > 0, run
+        assert run.cpu_ms_per_message > 0, run
     assert len(load_before) == len(load_after) == 3
 
     rows = format_cpu_scaling(runs, load_before, load_after).splitlines()

@@ -10,6 +10,7 @@ figures.
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import replace
 
@@ -34,7 +35,15 @@ from benchmarks.poll_policy import (
     simulate,
 )
 from benchmarks.poll_policy.cli import main
-from benchmarks.poll_policy.commands.cost import billed_alone, billed_seconds
+from benchmarks.poll_policy.commands.cost import (
+    PRICES,
+    billed_alone,
+    billed_seconds,
+    flex_month,
+    github_month,
+    one_seed,
+    servicebus_month,
+)
 from benchmarks.poll_policy.pollers import Poller
 from benchmarks.poll_policy.previous import BEFORE, previous_poll_delay
 from benchmarks.poll_policy.simulation import hop_floor_lags, percentile
@@ -377,8 +386,9 @@ def test_overlapping_executions_on_one_instance_are_billed_once_with_a_one_secon
     assert billed_seconds([(0.0, 1.0), (0.5, 1.25)], 32) == pytest.approx(1.3)
     # Two short ones apart: two periods, each billed the 1 s minimum.
     assert billed_seconds([(0.0, 0.2), (5.0, 5.3)], 32) == pytest.approx(2.0)
-    # A period of exactly 1.3 s is not rounded up by float noise.
-    assert billed_seconds([(0.1, 1.4)], 32) == pytest.approx(1.3)
+    # A period of exactly 1.2 s (1.6 - 0.4 / 0.1 is 12.000000000000002) is not rounded up
+    # to 1.3 s by float noise.
+    assert billed_seconds([(0.4, 1.6)], 32) == pytest.approx(1.2)
     # Three at once on instances of two: a second instance is busy while the third runs.
     assert billed_seconds([(0.0, 2.0), (0.0, 2.0), (0.5, 1.0)], 2) == pytest.approx(2.0 + 1.0)
     assert billed_alone([(0.0, 1.0), (0.5, 1.25), (3.0, 4.5)]) == pytest.approx(1.0 + 1.0 + 1.5)
@@ -393,6 +403,68 @@ def test_the_cost_command_prices_both_sides_and_names_its_sources(
     out = capsys.readouterr().out
     assert f"cost, {schedule} schedule" in out
     assert "| Functions: total, dense |" in out
-    assert "| GitHub-hosted Linux 2-core ($0.006/min) |" in out
+    assert "| `az ... wait` (30 s, its default 1 h timeout) |" in out
+    assert "| the recipes' gate job, listening from submission" in out
+    assert "1,000 watches a month, all in:" in out
     assert "Prices compiled 2026-12-02" in out
     assert "Price sources:" in out
+
+
+def _cost_args(**changes: object) -> argparse.Namespace:
+    values: dict[str, object] = {
+        "operations": 60,
+        "schedule": "ours",
+        "instance_mb": 2048,
+        "per_instance": 16,
+        "send_s": 0.03,
+        "cpu_ms": 1.41,
+        "subscribers": 2,
+        "gate_timeout": 600.0,
+        "az_long_timeout": 7800,
+    }
+    values.update(changes)
+    return argparse.Namespace(**values)
+
+
+def test_a_seeds_bill_adds_up_from_its_reads_and_the_price_sheet() -> None:
+    args = _cost_args()
+    row = one_seed(args, 5)
+    operations = make_workload(60, 5)
+    reads = simulate(operations, OursFast(PollPolicy(), "ours"), 5, record_calls=True)
+    assert reads.calls is not None
+    executions = len(reads.calls)
+    tail = args.send_s + args.cpu_ms / 1000
+
+    assert row["executions"] == executions
+    assert row["exec_s"] == pytest.approx(sum(e - s for s, e in reads.calls) + executions * tail)
+    assert row["sb_ops"] == 3 * executions + 60 * (1 + 2 * 2)
+    assert row["dense_gb_s"] == pytest.approx(row["dense_s"] * 2.0)
+    assert row["dense_usd"] == pytest.approx(row["dense_s"] * 2 * 0.000026 + executions * 0.4e-6)
+    assert row["alone_s"] >= executions * 1.0  # at least the 1 s minimum each
+    assert row["sb_usd"] == pytest.approx(row["sb_ops"] * 0.8e-6)
+    assert row["gate_linux_usd"] == pytest.approx(row["gate_min_rounded"] * 0.006)
+    assert row["gate_missed_pct"] > 0  # a 600 s gate misses the longer operations
+    assert one_seed(_cost_args(instance_mb=512), 5)["dense_gb_s"] == pytest.approx(
+        row["dense_s"] / 2
+    )
+
+
+def test_az_wait_that_gives_up_holds_its_agent_one_interval_past_its_last_check() -> None:
+    row = one_seed(_cost_args(), 5)
+    operations = make_workload(60, 5)
+    waits = simulate(operations, AzWait(), 5)
+    held = [stop - op.submit for op, stop in zip(operations, waits.stopped, strict=True)]
+
+    assert waits.missed > 0
+    assert row["az_min"] * 60 == pytest.approx(sum(held) + 30.0 * waits.missed)
+    assert row["az_missed_pct"] == pytest.approx(100 * waits.missed / 60)
+    assert row["az_long_missed_pct"] == 0  # 7,800 s outlasts the mix's longest operation
+
+
+def test_a_month_is_billed_past_the_free_grants_and_the_included_amounts() -> None:
+    assert flex_month(PRICES.flex_free_gb_s, PRICES.flex_free_executions) == 0
+    assert flex_month(PRICES.flex_free_gb_s + 1000, 0) == pytest.approx(1000 * 0.000026)
+    assert servicebus_month(13_000_000) == pytest.approx(0.0135 * 730)
+    assert servicebus_month(14_000_000) == pytest.approx(0.0135 * 730 + 0.80)
+    assert github_month(2_500, 2_000) == pytest.approx(500 * 0.006)
+    assert github_month(1_500, 2_000) == 0

@@ -1,23 +1,26 @@
-"""``cost``: what watching 1,000 operations of the simulated mix costs, against ``az ... wait``.
+"""``cost``: what watching 1,000 operations of the simulated mix costs, and what waits for it.
 
 The simulation gives, per seed, every read ours makes (one Functions execution each: the
 intake message and every follow-up), with the time its request left and its answer came
-(the modelled ARM round trip), and how long ``az ... wait`` holds a pipeline agent on the
-same operations (until it sees the end, or gives up after an hour). The prices turn that
-into money; the rules they follow are those of the sources cited in ``PRICES``:
+(the modelled ARM round trip), and when each watch's end was seen. The prices turn that
+into money; the rules they follow are those of the sources cited in ``SOURCES``:
 
 - Flex Consumption, On Demand: the *instance memory size* is billed while an instance is
   executing; executions that overlap on one instance are billed once; a billable period
-  is at least 1,000 ms, then rounded up to 100 ms. Two bounds: ``dense`` merges the
-  executions into active periods of instances carrying at most ``--per-instance`` at once
-  (host.json maxConcurrentCalls 16 x 2 triggers); ``alone`` bills every execution as its
-  own period (1 s each), which is what a thin trickle of watches pays.
+  is at least 1,000 ms, then rounded up to 100 ms. Whether the minimum applies per
+  execution or per busy period is not documented, so two bounds: ``dense`` merges the
+  executions into busy periods of instances carrying at most ``--per-instance`` at once
+  (host.json maxConcurrentCalls, per trigger; nearly every execution is a follow-up on the
+  polls queue), ``alone`` bills every execution as its own period (1 s each).
 - Service Bus Standard: every API call is an operation (64 KB each): per execution the
   host's receive and complete plus our one send (a scheduled follow-up or the terminal
   event: ``docs/performance.md``, "Cost of one check", measured one send per message),
   plus the pipeline's intake send and each subscriber's receive and complete of the event.
-- ``az ... wait``: agent minutes from submission until it stops; GitHub-hosted runners bill
-  per minute (each job rounded up to a whole minute); an Azure Pipelines paid parallel job
+- What waits for the end holds pipeline agents, or not: an event-driven consumer holds
+  none; the recipes' gate job (docs/pipelines.md) listens from the submission until the
+  event or its ``--timeout``; ``az ... wait`` polls until it sees the end or gives up (its
+  default hour, or a timeout long enough for the mix). GitHub-hosted runners bill per
+  minute (each job rounded up to a whole minute); an Azure Pipelines paid parallel job
   has unlimited minutes but is held for the whole wait, so what it costs is parallel jobs.
 """
 
@@ -33,7 +36,7 @@ from typing import Any
 from benchmarks.poll_policy.pollers import AzWait, OursFast
 from benchmarks.poll_policy.previous import BEFORE, previous_poll_delay
 from benchmarks.poll_policy.runs import workload
-from benchmarks.poll_policy.simulation import simulate
+from benchmarks.poll_policy.simulation import peak_concurrency, simulate
 from benchmarks.poll_policy.workload import HOPS
 from ops_status.policy import PollPolicy
 
@@ -61,6 +64,31 @@ class Prices:
     github_windows_minute: float = 0.010
     pipelines_parallel_job_month: float = 40.0
     """Azure Pipelines: one more Microsoft-hosted parallel job, unlimited minutes."""
+    github_included_free: float = 2_000
+    github_included_team: float = 3_000
+    """Minutes a month included for private repositories (GitHub Free / Team plans)."""
+
+
+def flex_month(gb_s: float, executions: float, prices: Prices | None = None) -> float:
+    """A month's Flex Consumption On Demand bill after the subscription's free grant."""
+    p = prices or PRICES
+    return (
+        max(gb_s - p.flex_free_gb_s, 0.0) * p.flex_gb_s
+        + max(executions - p.flex_free_executions, 0.0) * p.flex_per_million / 1e6
+    )
+
+
+def servicebus_month(operations: float, prices: Prices | None = None) -> float:
+    """A month of Service Bus Standard: the base charge (730 h), operations past those included."""
+    p = prices or PRICES
+    extra = max(operations - p.servicebus_included, 0.0)
+    return p.servicebus_base_hour * 730 + extra * p.servicebus_per_million / 1e6
+
+
+def github_month(minutes: float, included: float, prices: Prices | None = None) -> float:
+    """A month of GitHub-hosted Linux minutes after the plan's included ones."""
+    p = prices or PRICES
+    return max(minutes - included, 0.0) * p.github_linux_minute
 
 
 PRICES = Prices()
@@ -95,8 +123,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--per-instance",
         type=int,
-        default=32,
-        help="executions one instance runs at once (host.json maxConcurrentCalls x 2 triggers)",
+        default=16,
+        help="executions one instance runs at once (host.json maxConcurrentCalls per trigger:"
+        " nearly every execution is a follow-up on the polls queue)",
     )
     parser.add_argument(
         "--send-s",
@@ -107,8 +136,21 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--cpu-ms",
         type=float,
-        default=1.56,
-        help="measured CPU per execution (benchmarks.cpu_per_watch, Functions path, median)",
+        default=1.41,
+        help="measured CPU per execution (benchmarks.cpu_per_watch, Functions path, median"
+        " of docs/performance.md's four runs after issue 13: 1.12-1.56 ms)",
+    )
+    parser.add_argument(
+        "--gate-timeout",
+        type=float,
+        default=3100.0,
+        help="the recipes' listen --timeout (docs/pipelines.md)",
+    )
+    parser.add_argument(
+        "--az-long-timeout",
+        type=int,
+        default=7800,
+        help="an az ... wait --timeout long enough for the mix's longest operation",
     )
     parser.add_argument(
         "--schedule",
@@ -161,18 +203,8 @@ def billed_alone(
 
 
 def _billable(period: float, minimum: float, rounding: float) -> float:
-    # 1e-9: a period of exactly 0.3 s is not rounded up to 0.4 s by float noise.
+    # 1e-9: a period of exactly 1.2 s is not rounded up to 1.3 s by float noise.
     return max(minimum, math.ceil(period / rounding - 1e-9) * rounding)
-
-
-def peak_concurrency(intervals: Sequence[tuple[float, float]]) -> int:
-    """Most intervals open at once (an end at the instant of a start closes first)."""
-    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
-    running = peak = 0
-    for _, step in events:
-        running += step
-        peak = max(peak, running)
-    return peak
 
 
 Row = dict[str, float]
@@ -184,15 +216,22 @@ def _ours(schedule: str) -> OursFast:
     return OursFast(PollPolicy(), "ours")
 
 
+def agent_time(held: Sequence[float], missed: int, prefix: str) -> Row:
+    """What pipeline agents held for ``held`` seconds per watch cost: minutes (each job
+    rounded up to a whole one, as GitHub bills), dollars, and parallel jobs at the peak."""
+    rounded = float(sum(math.ceil(h / 60.0) for h in held))
+    return {
+        f"{prefix}_min": sum(held) / 60.0,
+        f"{prefix}_min_rounded": rounded,
+        f"{prefix}_linux_usd": rounded * PRICES.github_linux_minute,
+        f"{prefix}_windows_usd": rounded * PRICES.github_windows_minute,
+        f"{prefix}_missed_pct": 100.0 * missed / len(held),
+    }
+
+
 def one_seed(args: argparse.Namespace, seed: int) -> Row:
     operations = workload(args.operations, seed, False, 1)
-    ours = simulate(
-        operations,
-        _ours(args.schedule),
-        seed,
-        hops=HOPS,
-        record_calls=True,
-    )
+    ours = simulate(operations, _ours(args.schedule), seed, hops=HOPS, record_calls=True)
     assert ours.calls is not None
     assert ours.outcomes_ok
     assert ours.early == 0
@@ -204,12 +243,8 @@ def one_seed(args: argparse.Namespace, seed: int) -> Row:
     n = len(operations)
     count = len(executions)
     servicebus_ops = 3 * count + n * (1 + 2 * args.subscribers)
-    waits = simulate(operations, AzWait(), seed, hops=HOPS)
-    held = [stop - op.submit for op, stop in zip(operations, waits.stopped, strict=True)]
-    agent_minutes = sum(held) / 60.0
-    rounded_minutes = float(sum(math.ceil(h / 60.0) for h in held))
     p = PRICES
-    return {
+    row: Row = {
         "executions": count,
         "exec_s": sum(end - start for start, end in executions),
         "dense_s": dense_s,
@@ -223,17 +258,33 @@ def one_seed(args: argparse.Namespace, seed: int) -> Row:
         "cpu_s": count * args.cpu_ms / 1000.0,
         "sb_ops": servicebus_ops,
         "sb_usd": servicebus_ops * p.servicebus_per_million / 1e6,
-        "agent_min": agent_minutes,
-        "agent_min_rounded": rounded_minutes,
-        "github_usd": rounded_minutes * p.github_linux_minute,
-        "github_windows_usd": rounded_minutes * p.github_windows_minute,
-        "parallel_jobs": peak_concurrency(
-            [(op.submit, stop) for op, stop in zip(operations, waits.stopped, strict=True)]
-        ),
-        "az_missed_pct": 100.0 * waits.missed / n,
         "ours_missed_pct": 100.0 * ours.missed / n,
         "span_h": (max(end for _, end in executions) - min(s for s, _ in executions)) / 3600.0,
     }
+    # The recipes' gate (docs/pipelines.md) listens from the submission until the event,
+    # published one send after the answer that showed the end, or until its --timeout.
+    event_at = [
+        stop + args.send_s - op.submit for op, stop in zip(operations, ours.stopped, strict=True)
+    ]
+    gate = [min(t, args.gate_timeout) for t in event_at]
+    row |= agent_time(gate, sum(t > args.gate_timeout for t in event_at), "gate")
+    row["gate_jobs"] = peak_concurrency(
+        [(op.submit, op.submit + h) for op, h in zip(operations, gate, strict=True)]
+    )
+    for prefix, timeout in (("az", 3600), ("az_long", args.az_long_timeout)):
+        poller = AzWait(timeout=timeout)
+        waits = simulate(operations, poller, seed, hops=HOPS)
+        # azure-cli sleeps its interval once more after the last check before it reports
+        # the time-out, so a watch it gives up on holds the agent that much longer.
+        held = [
+            stop - op.submit + (poller.interval if math.isinf(lag) else 0.0)
+            for op, stop, lag in zip(operations, waits.stopped, waits.lag, strict=True)
+        ]
+        row |= agent_time(held, waits.missed, prefix)
+        row[f"{prefix}_jobs"] = peak_concurrency(
+            [(op.submit, op.submit + h) for op, h in zip(operations, held, strict=True)]
+        )
+    return row
 
 
 def run(args: argparse.Namespace) -> int:
@@ -293,47 +344,70 @@ def run(args: argparse.Namespace) -> int:
         ),
         ("ops-status missed", spread("ours_missed_pct", one) + " %"),
     ]
-    waits = [
+    print("| ops-status on Flex Consumption + Service Bus Standard | per 1,000 watches |")
+    print("|---|---|")
+    for label, value in ours:
+        print(f"| {label} | {value} |")
+    print()
+
+    def mid(key: str, fmt: Callable[[float], str], scale: float = 1.0) -> str:
+        values = sorted(r[key] * scale for r in rows)
+        return f"**{fmt(statistics.median(values))}** ({fmt(values[0])}-{fmt(values[-1])})"
+
+    consumers = [
+        ("an event-driven consumer: no agent waits (a subscriber acts on the event)", None),
         (
-            "agent minutes held (until the end is seen, or the 1 h give-up)",
-            spread("agent_min", count, per),
+            f"the recipes' gate job, listening from submission (`listen --timeout"
+            f" {args.gate_timeout:g}`)",
+            "gate",
         ),
-        (
-            "the same, each wait rounded up to a whole minute",
-            spread("agent_min_rounded", count, per),
-        ),
-        (
-            f"GitHub-hosted Linux 2-core (${PRICES.github_linux_minute}/min)",
-            spread("github_usd", usd, per),
-        ),
-        (
-            f"GitHub-hosted Windows 2-core (${PRICES.github_windows_minute}/min)",
-            spread("github_windows_usd", usd, per),
-        ),
-        (
-            "waits in flight at once, at most (Azure Pipelines parallel jobs to run them"
-            f" unqueued, ${PRICES.pipelines_parallel_job_month:g}/month each)",
-            spread("parallel_jobs", count),
-        ),
-        ("missed (outlasted the 1 h give-up)", spread("az_missed_pct", one) + " %"),
+        ("`az ... wait` (30 s, its default 1 h timeout)", "az"),
+        (f"`az ... wait --timeout {args.az_long_timeout}`", "az_long"),
     ]
-    for title, table in (
-        ("ops-status on Flex Consumption + Service Bus Standard", ours),
-        ("`az ... wait` (30 s, 1 h) on a hosted agent, same operations", waits),
-    ):
-        print(f"| {title} | per 1,000 watches |\n|---|---|")
-        for label, value in table:
-            print(f"| {label} | {value} |")
-        print()
+    print(
+        "| what waits for the end | agent minutes | billed minutes (each job rounded up) |"
+        f" GitHub Linux ${PRICES.github_linux_minute}/min | GitHub Windows"
+        f" ${PRICES.github_windows_minute}/min | agents busy at once (Azure Pipelines"
+        f" parallel jobs, ${PRICES.pipelines_parallel_job_month:g}/month each) |"
+        " outcome not learnt |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for label, prefix in consumers:
+        if prefix is None:
+            print(f"| {label} | 0 | 0 | $0 | $0 | 0 | 0 % |")
+            continue
+        print(
+            f"| {label} | {mid(prefix + '_min', count, per)}"
+            f" | {mid(prefix + '_min_rounded', count, per)}"
+            f" | {mid(prefix + '_linux_usd', usd, per)}"
+            f" | {mid(prefix + '_windows_usd', usd, per)}"
+            f" | {mid(prefix + '_jobs', count)}"
+            f" | {mid(prefix + '_missed_pct', one)} % |"
+        )
+    print()
     dense = statistics.median(r["dense_gb_s"] for r in rows) / n
+    alone = statistics.median(r["alone_gb_s"] for r in rows) / n
     execs = statistics.median(r["executions"] for r in rows) / n
+    ops = statistics.median(r["sb_ops"] for r in rows) / n
     free = min(PRICES.flex_free_gb_s / dense, PRICES.flex_free_executions / execs)
     print(
         f"Free grant ({PRICES.flex_free_gb_s:,.0f} GB-s + {PRICES.flex_free_executions:,.0f}"
         f" executions a month per subscription): about {free:,.0f} watches a month at the"
-        f" dense rate ({dense:.1f} GB-s, {execs:.1f} executions each). Service Bus Standard's"
-        f" base charge (${PRICES.servicebus_base_hour}/h, about"
-        f" ${PRICES.servicebus_base_hour * 730:.2f} a month) is the same whatever the load."
+        f" dense rate ({dense:.1f} GB-s, {execs:.1f} executions each), about"
+        f" {PRICES.flex_free_gb_s / alone:,.0f} at the alone rate ({alone:.1f} GB-s each)."
+    )
+    minutes = statistics.median(r["az_min_rounded"] for r in rows) / n * 1000
+    ours_low = flex_month(dense * 1000, execs * 1000) + servicebus_month(ops * 1000)
+    ours_high = flex_month(alone * 1000, execs * 1000) + servicebus_month(ops * 1000)
+    print(
+        f"1,000 watches a month, all in: ops-status ${ours_low:.2f}-${ours_high:.2f} (Service"
+        f" Bus Standard's base charge, ${PRICES.servicebus_base_hour}/h for 730 h, whatever the"
+        " load; Flex past its free grant; operations past the 13M included);"
+        f" `az ... wait` on GitHub-hosted Linux ${github_month(minutes, 0):.2f} before, and"
+        f" ${github_month(minutes, PRICES.github_included_free):.2f} /"
+        f" ${github_month(minutes, PRICES.github_included_team):.2f} after the"
+        f" {PRICES.github_included_free:,.0f} / {PRICES.github_included_team:,.0f} minutes"
+        " a month the Free / Team plans include for private repositories (public: free)."
     )
     span = statistics.median(r["span_h"] for r in rows)
     print(f"workload span (first to last execution), median: {span:.1f} h")

@@ -15,9 +15,9 @@ from dataclasses import replace
 from typing import Any
 
 from benchmarks.poll_policy import report
-from benchmarks.poll_policy.commands.cost import peak_concurrency
 from benchmarks.poll_policy.commands.seeds import collect
 from benchmarks.poll_policy.runs import Job, workload
+from benchmarks.poll_policy.simulation import peak_concurrency
 from benchmarks.poll_policy.workload import (
     FLEET_WRITE_BURST,
     FLEET_WRITE_RATE,
