@@ -417,7 +417,7 @@ def _cost_args(**changes: object) -> argparse.Namespace:
         "instance_mb": 2048,
         "per_instance": 16,
         "send_s": 0.03,
-        "cpu_ms": 1.41,
+        "cpu_ms": 1.56,
         "subscribers": 2,
         "gate_timeout": 600.0,
         "az_long_timeout": 7800,
