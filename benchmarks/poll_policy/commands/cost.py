@@ -37,7 +37,7 @@ from benchmarks.poll_policy.pollers import AzWait, OursFast
 from benchmarks.poll_policy.previous import BEFORE, previous_poll_delay
 from benchmarks.poll_policy.runs import workload
 from benchmarks.poll_policy.simulation import peak_concurrency, simulate
-from benchmarks.poll_policy.workload import HOPS
+from benchmarks.poll_policy.workload import HOPS, Operation
 from ops_status.policy import PollPolicy
 
 
@@ -216,16 +216,21 @@ def _ours(schedule: str) -> OursFast:
     return OursFast(PollPolicy(), "ours")
 
 
-def agent_time(held: Sequence[float], missed: int, prefix: str) -> Row:
-    """What pipeline agents held for ``held`` seconds per watch cost: minutes (each job
-    rounded up to a whole one, as GitHub bills), dollars, and parallel jobs at the peak."""
+def agent_time(
+    operations: Sequence[Operation], held: Sequence[float], missed: int, prefix: str
+) -> Row:
+    """What agents held from each watch's submission for ``held`` seconds cost: minutes
+    (each job rounded up to a whole one, as GitHub bills), dollars, and the agents busy at
+    once at the peak (Azure Pipelines parallel jobs)."""
     rounded = float(sum(math.ceil(h / 60.0) for h in held))
+    busy = [(op.submit, op.submit + h) for op, h in zip(operations, held, strict=True)]
     return {
         f"{prefix}_min": sum(held) / 60.0,
         f"{prefix}_min_rounded": rounded,
         f"{prefix}_linux_usd": rounded * PRICES.github_linux_minute,
         f"{prefix}_windows_usd": rounded * PRICES.github_windows_minute,
         f"{prefix}_missed_pct": 100.0 * missed / len(held),
+        f"{prefix}_jobs": peak_concurrency(busy),
     }
 
 
@@ -267,10 +272,7 @@ def one_seed(args: argparse.Namespace, seed: int) -> Row:
         stop + args.send_s - op.submit for op, stop in zip(operations, ours.stopped, strict=True)
     ]
     gate = [min(t, args.gate_timeout) for t in event_at]
-    row |= agent_time(gate, sum(t > args.gate_timeout for t in event_at), "gate")
-    row["gate_jobs"] = peak_concurrency(
-        [(op.submit, op.submit + h) for op, h in zip(operations, gate, strict=True)]
-    )
+    row |= agent_time(operations, gate, sum(t > args.gate_timeout for t in event_at), "gate")
     for prefix, timeout in (("az", 3600), ("az_long", args.az_long_timeout)):
         poller = AzWait(timeout=timeout)
         waits = simulate(operations, poller, seed, hops=HOPS)
@@ -280,10 +282,7 @@ def one_seed(args: argparse.Namespace, seed: int) -> Row:
             stop - op.submit + (poller.interval if math.isinf(lag) else 0.0)
             for op, stop, lag in zip(operations, waits.stopped, waits.lag, strict=True)
         ]
-        row |= agent_time(held, waits.missed, prefix)
-        row[f"{prefix}_jobs"] = peak_concurrency(
-            [(op.submit, op.submit + h) for op, h in zip(operations, held, strict=True)]
-        )
+        row |= agent_time(operations, held, waits.missed, prefix)
     return row
 
 
